@@ -1,0 +1,2 @@
+def main() -> None:
+    raise SystemExit("hacluster: not built yet")
