@@ -74,7 +74,22 @@ def split_names(_ctx: Any, _param: Any, value: str | None) -> tuple[str, ...]:
     return tuple(n.strip() for n in value.split(",") if n.strip())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Usage errors as one line that says what to do, with exit code 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "hacluster"
+            where = where.replace("main", "hacluster", 1) if where.startswith("main") else where
+            fail(f"{exc.format_message()} (see '{where} --help')", 2)
+        except click.Abort:
+            sys.exit(130)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """HA Notepad's cluster: nodes, groups and resources in the Microsoft Cluster Service model."""
 
