@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -460,8 +461,14 @@ def _conflict_message(key: str, expected: int, found: int) -> str:
 def read_cluster_file(root: str) -> dict:
     """Validate ``<root>/cluster.json``; StoreError naming the file and the fix otherwise."""
     path = os.path.join(root, CLUSTER_FILE)
-    if not os.path.isdir(root):
-        what = "is not a directory" if os.path.exists(root) else "does not exist"
+    try:
+        is_dir = stat.S_ISDIR(os.stat(root).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        is_dir = None
+    except OSError as exc:
+        raise store_error(exc, root, "open the store at") from exc
+    if not is_dir:
+        what = "does not exist" if is_dir is None else "is not a directory"
         raise StoreError(
             f"no cluster store at {root} ({root} {what}); create one with "
             f"'hacluster init --store {root}'"
