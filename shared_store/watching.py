@@ -6,9 +6,11 @@ the record ``<prefix>.json`` itself). Observed directories are shared between wa
 reference-counted; a few idle ones stay scheduled, because re-scheduling a polling watch costs
 a full directory scan (wait_events opens a short-lived watch on ``events`` every call).
 
-Event shapes differ by observer (NOTES.md): inotify reports an atomic save as *moved*
-(temp -> record), polling as *deleted* + *created*. Both are mapped to keys, and the kind is
-taken from whether the file exists now, so a replace never shows up as a lasting "delete".
+Polling uses our ScanObserver (scanwatch.py), much cheaper than watchdog's PollingObserver
+on the event log. Event shapes differ by observer (NOTES.md): inotify reports an atomic save as
+*moved* (temp -> record), polling as *created*, *modified* or *deleted* + *created*. All are
+mapped to keys, and the kind is taken from whether the file exists now, so a replace never
+shows up as a lasting "delete".
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
-from watchdog.observers.polling import PollingObserver
 
 from shared_store.base import Change, Watch
 from shared_store.errors import StoreError, StoreUnavailable
 from shared_store.keys import RESERVED_KEYS, RESERVED_TOP, validate_key
+from shared_store.scanwatch import ScanObserver
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ class WatchHub:
         self._idle: OrderedDict[str, None] = OrderedDict()
         self._handler = _Handler(self)
         self._observer: BaseObserver = (
-            PollingObserver(timeout=poll_interval) if polling else Observer()
+            ScanObserver(root, timeout=poll_interval) if polling else Observer()
         )
         self._observer.daemon = True
         self._observer.start()

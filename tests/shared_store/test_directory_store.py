@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from shared_store import (
+    Change,
     DirectoryStore,
     StoreError,
     StoreUnavailable,
@@ -509,3 +510,42 @@ def test_store_wide_lock_scope_also_serialises(tmp_path: Path) -> None:
         assert Path(tmp_path, "s", ".locks", "store.lock").exists()
     with pytest.raises(StoreError, match="lock_scope"):
         DirectoryStore(tmp_path / "s", lock_scope="key")
+
+
+def test_polling_sees_changes_in_big_directories(tmp_path: Path) -> None:
+    """Beyond STAT_LIMIT records the scanner reads a directory only when its mtime moves."""
+    from shared_store.scanwatch import STAT_LIMIT
+
+    init_store(tmp_path / "s", name="demo", settings={}).close()
+    with open_store(tmp_path / "s", polling=True) as s:
+        count = STAT_LIMIT + 20
+        for i in range(count):
+            s.put(f"status/many/r{i:04d}", i)
+        s.put("status/many/sub/x", 1)
+        with s.watch("status") as watch:
+            s.put("status/many/r0003", "replaced")  # atomic replace: same name, new inode
+            s.put("status/many/new", 1)
+            s.delete("status/many/r0007")
+            s.put("status/many/sub/x", 2)  # a subdirectory of a big directory
+            want = {"status/many/r0003", "status/many/new", "status/many/r0007",
+                    "status/many/sub/x"}
+            seen: dict[str, str] = {}
+            deadline = time.monotonic() + 10
+            while not want <= seen.keys() and time.monotonic() < deadline:
+                seen.update((c.key, c.kind) for c in watch.wait(deadline - time.monotonic()))
+    assert seen == {"status/many/r0003": "put", "status/many/new": "put",
+                    "status/many/r0007": "delete", "status/many/sub/x": "put"}
+
+
+def test_polling_reports_records_of_a_removed_subdirectory(tmp_path: Path) -> None:
+    init_store(tmp_path / "s", name="demo", settings={}).close()
+    with open_store(tmp_path / "s", polling=True) as s:
+        s.put("status/groups/g/a", 1)
+        s.put("status/groups/g/b", 1)
+        with s.watch("status/groups") as watch:
+            shutil.rmtree(tmp_path / "s" / "status/groups/g")
+            seen: set[Change] = set()
+            deadline = time.monotonic() + 10
+            while len(seen) < 2 and time.monotonic() < deadline:
+                seen.update(watch.wait(deadline - time.monotonic()))
+    assert seen == {Change("status/groups/g/a", "delete"), Change("status/groups/g/b", "delete")}
