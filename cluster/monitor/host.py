@@ -47,7 +47,9 @@ class _Slot:
     error: str | None = None
     gen: int = 0
     request: tuple[type[ResourceType], dict[str, Any], dict[str, str]] | None = None
-    resource: ResourceType | None = None
+    resource: ResourceType | None = None  # the newest instance
+    resource_gen: int = 0  # the generation that created it
+    live: bool = False  # its online() was called and no offline/terminate has finished since
     timing: Timing = field(default_factory=Timing)
     pending_since: float | None = None
     next_looks: float = 0.0
@@ -128,7 +130,6 @@ class ResourceHost:
             gen = slot.gen
             slot.request = request
             slot.timing = cmd.timing
-            slot.resource = None
             self._set(slot, ONLINE_PENDING, pending=True)
         self._spawn(self._run_online, slot, gen, name=f"online-{name}")
 
@@ -192,28 +193,39 @@ class ResourceHost:
             with self._cond:
                 if not self._wait_terminations(slot, gen) or slot.request is None:
                     return
+                stale = slot.resource if slot.live else None
+            # An earlier online finished after being superseded (online, offline, online in
+            # quick succession): that instance still runs and must stop before a new one.
+            if stale is not None and _call(stale.offline, "offline failed"):
+                _call(stale.terminate, "terminate failed")
+            with self._cond:
+                if stale is not None and slot.resource is stale:
+                    slot.live = False
+                if slot.gen != gen:
+                    return
                 cls, props, env = slot.request
+                box: list[ResourceType] = []
                 ctx = ResourceContext(
                     node=self.node, local_dir=self.local_dir, data_dir=self.data_dir, env=env,
                     report_failure=lambda reason: self._spawn(
-                        self._fail, slot, gen, reason, name=f"failed-{slot.name}"),
+                        self._on_report, slot, box, reason, name=f"failed-{slot.name}"),
                 )
                 try:
                     resource = cls(slot.name, props, ctx)
                 except Exception as exc:
                     self._set(slot, FAILED, error=f"cannot create resource: {exc}")
                     return
-                slot.resource = resource
+                box.append(resource)
+                slot.resource, slot.resource_gen, slot.live = resource, gen, True
             error = _call(resource.online, "online failed")
             with self._lock:
                 if slot.gen != gen:
-                    return  # an offline/terminate took over and deals with this instance
+                    return  # a newer command took over; its worker stops this instance
                 if error is None:
                     now = self._clock()
                     slot.next_looks = now + slot.timing.looks_alive_interval
                     slot.next_is = now + slot.timing.is_alive_interval
                     self._set(slot, ONLINE)
-                    self._cond.notify_all()
                     return
         self._fail(slot, gen, error)
 
@@ -222,15 +234,30 @@ class ResourceHost:
             with self._cond:
                 if not self._wait_terminations(slot, gen):
                     return
-                resource = slot.resource
+                resource = slot.resource if slot.live else None
             error = _call(resource.offline, "offline failed") if resource else None
             with self._lock:
+                if error is None and resource is not None and slot.resource is resource:
+                    slot.live = False
                 if slot.gen != gen:
                     return
                 if error is None:
                     self._set(slot, OFFLINE)
                     return
         self._fail(slot, gen, error)
+
+    def _on_report(self, slot: _Slot, box: list[ResourceType], reason: str) -> None:
+        """The event path: an instance says it failed by itself (a generic app exited)."""
+        with self._lock:
+            current = bool(box) and slot.resource is box[0] and (
+                slot.state == ONLINE
+                or (slot.state == ONLINE_PENDING and slot.resource_gen == slot.gen))
+            gen = slot.gen
+        if current:
+            self._fail(slot, gen, reason)
+        else:
+            logger.info("%s: ignoring a failure report from a stale instance: %s", slot.name,
+                        reason)
 
     def _begin_terminate(self, slot: _Slot) -> tuple[int, ResourceType | None]:
         """Under the lock: supersede every worker of this slot and stop its checks."""
@@ -265,6 +292,8 @@ class ResourceHost:
                 error = f"{error}; {problem}" if error else problem
                 final_state = FAILED
         with self._lock:
+            if resource is not None and slot.resource is resource:
+                slot.live = False
             slot.terminations -= 1
             self._cond.notify_all()
             if slot.gen == gen:
