@@ -334,21 +334,36 @@ class DirectoryStore(Store):
             logger.debug("pruned %d events up to seq %d", len(doomed), keep_above)
 
     def _events(self, since: int, limit: int | None) -> list[dict]:
-        seqs = sorted(seq for seq in self._event_seqs() if seq > since)
-        found: list[dict] = []
-        for seq in seqs:
+        if since > 0 and os.path.exists(self._event_path(since)):
+            # Fast path (wait_events, followers): the log is a contiguous range, so the events
+            # after one that still exists are since+1, since+2 ... up to the first missing one.
+            found: list[dict] = []
+            seq = since + 1
+            while limit is None or len(found) < limit:
+                event = self._read_event(seq)
+                if event is None:
+                    break
+                found.append(event)
+                seq += 1
+            if found or os.path.exists(self._event_path(since)):  # else pruned meanwhile
+                return found
+        found = []
+        for seq in sorted(seq for seq in self._event_seqs() if seq > since):
             if limit is not None and len(found) >= limit:
                 break
-            path = self._event_path(seq)
-            record = self._read(f"{EVENTS}/{seq:0{SEQ_DIGITS}d}", path)
-            if record is None:
-                continue  # pruned meanwhile
-            if not isinstance(record.value, dict):
-                raise StoreError(f"{path}: an event must be a JSON object; fix or delete the file")
-            event = dict(record.value)
-            event["seq"] = seq
-            found.append(event)
+            event = self._read_event(seq)
+            if event is not None:  # else pruned meanwhile
+                found.append(event)
         return found
+
+    def _read_event(self, seq: int) -> dict | None:
+        path = self._event_path(seq)
+        record = self._read(f"{EVENTS}/{seq:0{SEQ_DIGITS}d}", path)
+        if record is None:
+            return None
+        if not isinstance(record.value, dict):
+            raise StoreError(f"{path}: an event must be a JSON object; fix or delete the file")
+        return {**record.value, "seq": seq}
 
     # -- watching ------------------------------------------------------------------------
 

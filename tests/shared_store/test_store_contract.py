@@ -358,6 +358,12 @@ def test_event_log_is_pruned_in_batches(make_store) -> None:
     assert seqs == list(range(23, 44))
     assert store.append_event({"kind": "tick"}) == 44  # numbering continues after pruning
     assert [e["seq"] for e in store.events()] == list(range(25, 45))
+    assert [e["seq"] for e in store.events(since=5)] == list(range(25, 45))  # since was pruned
+    assert [e["seq"] for e in store.events(since=30)] == list(range(31, 45))
+    assert [e["seq"] for e in store.events(since=30, limit=3)] == [31, 32, 33]
+    assert [e["seq"] for e in store.events(since=5, limit=2)] == [25, 26]
+    assert store.events(since=44) == [] and store.events(since=1000) == []
+    assert [e["n"] for e in store.events(since=40, limit=3)] == [40, 41, 42]
     assert store.event_retention == 20
 
 
