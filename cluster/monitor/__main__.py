@@ -156,6 +156,8 @@ def dispatch(line: bytes, host: ResourceHost, emit: EventWriter) -> bool:
     except ProtocolError as exc:
         logger.warning("bad command: %s", exc)
         emit(error_event(str(exc)))
+        if exc.resource is not None:  # a refused online: the service must not wait for it
+            host.reject(exc.resource, str(exc))
         return False
     if cmd.op == "shutdown":
         return True

@@ -54,7 +54,8 @@ class _Slot:
     pending_since: float | None = None
     next_looks: float = 0.0
     next_is: float = 0.0
-    checking: bool = False
+    check_started: float | None = None  # a LooksAlive/IsAlive call is running since
+    check_kind: str = ""
     terminations: int = 0  # terminates in progress; online/offline wait for them
     op_lock: threading.Lock = field(default_factory=threading.Lock)  # online/offline in turn
 
@@ -105,10 +106,10 @@ class ResourceHost:
             cls = get_type(cmd.type or "")
             props = cls.validate(cmd.props)
         except (UnknownResourceType, ValueError) as exc:
-            self._reject(name, str(exc))
+            self.reject(name, str(exc))
             return
         except Exception as exc:  # a third-party validate() may raise anything
-            self._reject(name, f"invalid properties: {exc}")
+            self.reject(name, f"invalid properties: {exc}")
             return
         request = (cls, props, dict(cmd.env))
         with self._lock:
@@ -225,6 +226,7 @@ class ResourceHost:
                     now = self._clock()
                     slot.next_looks = now + slot.timing.looks_alive_interval
                     slot.next_is = now + slot.timing.is_alive_interval
+                    slot.check_started = None
                     self._set(slot, ONLINE)
                     return
         self._fail(slot, gen, error)
@@ -334,7 +336,18 @@ class ResourceHost:
                         self._fail, s, g, e, name=f"timeout-{s.name}"))
                 else:
                     wake = min(wake, deadline)
-            elif slot.state == ONLINE and not slot.checking and slot.resource is not None:
+            elif slot.state == ONLINE and slot.check_started is not None:
+                # A check that never returns is a hung resource: MSCS fails it too.
+                deadline = slot.check_started + slot.timing.pending_timeout
+                if now >= deadline:
+                    error = (f"{slot.check_kind} check hung for "
+                             f"{slot.timing.pending_timeout:g} s")
+                    slot.check_started = None
+                    actions.append(lambda s=slot, g=slot.gen, e=error: self._spawn(
+                        self._fail, s, g, e, name=f"hung-{s.name}"))
+                else:
+                    wake = min(wake, deadline)
+            elif slot.state == ONLINE and slot.resource is not None:
                 kind = None
                 if now >= slot.next_is:
                     kind = "is-alive"
@@ -344,7 +357,7 @@ class ResourceHost:
                     kind = "looks-alive"
                     slot.next_looks = now + slot.timing.looks_alive_interval
                 if kind:
-                    slot.checking = True
+                    slot.check_started, slot.check_kind = now, kind
                     actions.append(lambda s=slot, g=slot.gen, r=slot.resource, k=kind: self._spawn(
                         self._run_check, s, g, r, k, name=f"{k}-{s.name}"))
                 else:
@@ -371,14 +384,15 @@ class ResourceHost:
         except Exception as exc:
             error = f"{kind} check failed: {exc}"
         with self._cond:
-            slot.checking = False
+            if slot.gen == gen:
+                slot.check_started = None
             self._cond.notify_all()
         if error:
             self._fail(slot, gen, error)
 
     # -- Helpers -------------------------------------------------------------------------------
 
-    def _reject(self, name: str, error: str) -> None:
+    def reject(self, name: str, error: str) -> None:
         """An online that cannot even start: failed, unless an instance is active (then error)."""
         with self._lock:
             self._reject_locked(name, error)

@@ -34,7 +34,12 @@ OPS = ("online", "offline", "terminate", "shutdown", "ping", "lease")
 
 
 class ProtocolError(ValueError):
-    """A command line that cannot be obeyed; the message is one line for the error event."""
+    """A command line that cannot be obeyed; the message is one line for the error event.
+    `resource` names the resource of an online that was refused, so it can be failed."""
+
+    def __init__(self, message: str, resource: str | None = None) -> None:
+        super().__init__(message)
+        self.resource = resource
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class Timing:
             raise ProtocolError(f"unknown timing field {sorted(unknown)[0]!r}")
         values = {}
         for key, value in raw.items():
+            if value is None:  # not set: the MSCS default
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ProtocolError(f"timing.{key} must be a number of seconds")
             if not (value > 0 and math.isfinite(value)):
@@ -104,19 +111,19 @@ def parse_command(line: bytes | str) -> Command:
         return Command(op=op, resource=resource)
     rtype = msg.get("type")
     if not isinstance(rtype, str) or not rtype:
-        raise ProtocolError(f"online {resource}: 'type' must be a non-empty string")
+        raise ProtocolError(f"online {resource}: 'type' must be a non-empty string", resource)
     props = msg.get("props", {})
     if not isinstance(props, dict):
-        raise ProtocolError(f"online {resource}: 'props' must be an object")
+        raise ProtocolError(f"online {resource}: 'props' must be an object", resource)
     env = msg.get("env") or {}
     if not isinstance(env, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
-        raise ProtocolError(f"online {resource}: 'env' must be an object of strings")
+        raise ProtocolError(f"online {resource}: 'env' must be an object of strings", resource)
     try:
         timing = Timing.from_dict(msg.get("timing"))
     except ProtocolError as exc:
-        raise ProtocolError(f"online {resource}: {exc}") from None
+        raise ProtocolError(f"online {resource}: {exc}", resource) from None
     return Command(op=op, resource=resource, type=rtype, props=props, env=env, timing=timing)
 
 

@@ -247,6 +247,9 @@ class GenericApp(ResourceType):
             rows, cols = CONSOLE_SIZE
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
             env = {"TERM": "xterm-256color", **env}
+            for name in ("COLUMNS", "LINES"):  # the pty's size rules, not the service's shell
+                if name not in self.props["env"]:
+                    env.pop(name, None)
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _CTTY_LAUNCHER, *argv], cwd=cwd, env=env,
                 stdin=slave, stdout=slave, stderr=slave, start_new_session=True,

@@ -267,6 +267,27 @@ def test_pending_timeout_terminates_a_hung_online(client, events, tmp_path: Path
     wait_until(lambda: not pid_alive(pid), message="the hung online call to be killed")
 
 
+def test_hung_check_fails_the_resource(client, events, tmp_path: Path) -> None:
+    hang = tmp_path / "hang"
+    script = tmp_path / "agent.sh"
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        case "$1" in
+          looks-alive|is-alive) [ -f {hang} ] && exec sleep 60 ;;
+        esac
+        exit 0
+    """))
+    script.chmod(0o755)
+    client.online("svc", "generic-script", {"script": str(script)}, {},
+                  {**FAST, "pending_timeout": 0.5})
+    events.wait_state("svc", "online")
+    mark = events.mark()
+    hang.touch()
+    event = events.wait_state("svc", "failed", after=mark)
+    assert event["error"] in ("looks-alive check hung for 0.5 s", "is-alive check hung for 0.5 s")
+    wait_until(lambda: not _live_sleepers(client.pid), message="the hung check to be killed")
+
+
 def test_lease_not_renewed_fences_every_resource(client, events, tmp_path: Path) -> None:
     client.lease(30)
     pid = bring_online(client, events, "app", "sleep 60")["pid"]
@@ -317,6 +338,42 @@ def test_service_killed_monitor_terminates_every_app(tmp_path: Path, procs) -> N
     parent.wait()
     wait_until(lambda: not any(group_alive(g) for g in pgids), message="every app to be gone")
     wait_until(lambda: not pid_alive(monitor), message="the monitor to exit")
+
+
+PDEATH_PARENT = """
+import json, subprocess, sys, threading
+mon = subprocess.Popen([sys.executable, "-m", "cluster.monitor", "--node", "n1", "--local-dir",
+                        sys.argv[1], "--data-dir", sys.argv[1]],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+# A sibling holds the command pipe open: the monitor gets no EOF when this parent dies.
+holder = subprocess.Popen(["sleep", "60"], pass_fds=[mon.stdin.fileno()])
+mon.stdin.write(b'{"op":"online","resource":"a","type":"generic-app",'
+                b'"props":{"command":"sleep 60"}}\\n')
+mon.stdin.flush()
+for line in mon.stdout:
+    event = json.loads(line)
+    if event.get("state") == "online":
+        print(json.dumps({"monitor": mon.pid, "holder": holder.pid, "pgid": event["pgid"]}),
+              flush=True)
+        break
+threading.Event().wait()
+"""
+
+
+def test_parent_death_signal_stops_the_monitor_without_eof(tmp_path: Path, procs) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PDEATH_PARENT, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    procs.track(parent)
+    assert parent.stdout is not None
+    started = json.loads(parent.stdout.readline())
+    procs.track(started["monitor"])
+    procs.track(started["holder"])
+    procs.track_group(started["pgid"])
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    wait_until(lambda: not group_alive(started["pgid"]), message="the app to be terminated")
+    wait_until(lambda: not pid_alive(started["monitor"]), message="the monitor to exit")
+    assert pid_alive(started["holder"])  # the pipe stayed open: PDEATHSIG did it
 
 
 def test_monitor_killed_client_reports_exit_and_hosted_groups(client, events) -> None:
@@ -413,4 +470,7 @@ def test_bad_messages_get_error_events_and_never_stop_the_monitor(tmp_path: Path
     assert by_resource["y"]["error"] == (
         "generic-app: property 'command' is required (e.g. --prop command='app ARGS')")
     assert by_resource["ghost"]["state"] == by_resource["ghost2"]["state"] == "offline"
+    # A refused online is also answered as a failed state, so the service never waits for it.
+    assert by_resource["r"]["state"] == "failed"
+    assert by_resource["r"]["error"] == "online r: 'env' must be an object of strings"
     assert proc.poll() is None
