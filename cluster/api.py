@@ -7,7 +7,6 @@ and the exit code the CLI uses (2: bad input, 1: the operation failed or timed o
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import time
@@ -34,6 +33,7 @@ from cluster.model import (
     dependency_order,
 )
 from cluster.node.snapshot import read_snapshot
+from cluster.processes import kill_tree, wait_gone
 from cluster.resources import UnknownResourceType, get_type
 from shared_store import Store, StoreError
 
@@ -366,11 +366,9 @@ def stop_node(store: Store, name: str, wait: float = 30.0) -> None:
     if proc is None:
         raise ApiError(f"{name} is not running on this machine", FAILED)
     proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(wait)
-    except psutil.TimeoutExpired as exc:
+    if wait_gone([proc], wait):
         raise ApiError(f"{name} did not stop within {wait:g} s; see its log, or "
-                       f"'hacluster node kill {name}'", FAILED) from exc
+                       f"'hacluster node kill {name}'", FAILED)
 
 
 def kill_node(store: Store, name: str) -> list[int]:
@@ -378,14 +376,7 @@ def kill_node(store: Store, name: str) -> list[int]:
     proc = node_process(store, name)
     if proc is None:
         raise ApiError(f"{name} is not running on this machine", FAILED)
-    tree = [proc, *proc.children(recursive=True)]
-    for p in tree:
-        try:
-            p.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(tree, timeout=5)
-    return [p.pid for p in tree]
+    return kill_tree(proc.pid)
 
 
 # --- waiting ------------------------------------------------------------------------------
@@ -473,11 +464,4 @@ def default_local_dir(store: Store, node: str) -> Path:
     return platformdirs.user_state_path("hacluster") / store.name / node
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-__all__ = ["ApiError", "StoreError", "os"]
+__all__ = ["ApiError", "StoreError"]

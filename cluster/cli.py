@@ -108,7 +108,7 @@ def init(store_path: str, name: str, lease_ttl: float) -> None:
     from shared_store import init_store
 
     api.check_name_bad("cluster", name)
-    store = init_store(store_path, name=name, settings={"lease_ttl": lease_ttl})
+    init_store(store_path, name=name, settings={"lease_ttl": lease_ttl})
     click.echo(f"created cluster {name} in {store_path} (lease TTL {lease_ttl:g} s)")
 
 
@@ -215,7 +215,7 @@ def _start_detached(store: Any, store_path: str, name: str, local: Path, address
         if record and isinstance(record.value, dict) and record.value.get("pid") == proc.pid:
             click.echo(f"node {name} started (pid {proc.pid}); log: {log_path}")
             return
-        time.sleep(0.05)  # noqa: polling the child's first lease, bounded by the deadline
+        time.sleep(0.05)  # polling the child's first lease, bounded by the deadline
     fail(f"node {name} did not join within 15 s; see {log_path}", 1)
 
 

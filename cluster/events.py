@@ -24,4 +24,5 @@ def format_line(event: dict[str, Any]) -> str:
     """One human line: ``12:03:04.512  #42  group-failover  node1's lease expired; ...``."""
     time_text = str(event.get("time", ""))
     clock = time_text[11:23] if len(time_text) >= 23 else time_text
-    return f"{clock}  #{event.get('seq', '?'):<5} {event.get('kind', ''):<22} {event.get('message', '')}"
+    seq = f"#{event.get('seq', '?')}"
+    return f"{clock}  {seq:<6} {event.get('kind', ''):<22} {event.get('message', '')}"

@@ -12,6 +12,7 @@ and the monitor holds its own deadline too, so a frozen service cannot leave an 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -179,7 +180,7 @@ class NodeService:
                 changes = watch.wait(1.0)
             except StoreError as exc:
                 logger.warning("store watch failed (%s); relying on timed ticks", exc)
-                time.sleep(self.renew_interval)  # noqa: the watch is gone, ticks still run
+                time.sleep(self.renew_interval)  # the watch is gone, ticks still run
                 continue
             if any(c.key != self.lease_key and not c.key.startswith("events/")
                    for c in changes):
@@ -490,10 +491,8 @@ class NodeService:
         record = self.store.get(f"spec/resources/{name}")
         period = 900.0
         if record is not None:
-            try:
+            with contextlib.suppress(ModelError):
                 period = ResourceSpec.from_record(name, record.value).policy.restart_period
-            except ModelError:
-                pass
         now = self.clock()
 
         def update(current: Any) -> Any:
@@ -515,10 +514,8 @@ class NodeService:
         logger.error("resource monitor exited (code %s): killing %d hosted process group(s)",
                      returncode, len(pgids))
         for pgid in pgids.values():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._event("monitor-died", f"the resource monitor of {self.name} died; "
                     "its resources are treated as failed")
         self.monitor = self._start_monitor()

@@ -4,6 +4,7 @@ instances of one generic app ever exist at the same instant."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from typing import Any
 import psutil
 
 from cluster import api
+from cluster.processes import kill_tree
 from shared_store import Store, open_store
 from tests.helpers.wait import wait_until
 
@@ -33,25 +35,6 @@ def hacluster(store: Path, *args: str, check: bool = True,
         raise AssertionError(f"hacluster {' '.join(args)} exited {proc.returncode}: "
                              f"{proc.stderr.strip()}")
     return proc
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and all its descendants (and their process groups)."""
-    try:
-        root = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return
-    procs = [root, *root.children(recursive=True)]
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL) if os.getpgid(proc.pid) == proc.pid else None
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=5)
 
 
 class InstanceChecker(threading.Thread):
@@ -154,16 +137,12 @@ class Cluster:
             self._store.close()
         for proc in self.nodes.values():
             kill_tree(proc.pid)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
         # Anything of ours that escaped the trees (an app reparented after a monitor died).
         for pid in self.checker.instances():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     # reading -----------------------------------------------------------------------------
 
