@@ -1,8 +1,8 @@
 """The cluster's vocabulary: states, policies and the records the store holds.
 
-Every record is parsed once per tick by a ``from_record()`` into a frozen dataclass, so a decision
-works on one immutable snapshot (Patroni's ``Cluster``/``Member``). Parsers raise ``ModelError`` with
-the record's key, so a hand-edited file is named in the message.
+Every record is parsed once per tick by a ``from_record()`` into a frozen dataclass, so a
+decision works on one immutable snapshot (Patroni's ``Cluster``/``Member``). Parsers raise
+``ModelError`` with the record's key, so a hand-edited file is named in the message.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -20,14 +20,14 @@ class ModelError(ValueError):
     """A record or an argument that does not fit the model; the message says what to do."""
 
 
-class NodeState(str, Enum):
+class NodeState(StrEnum):
     UP = "up"
     DOWN = "down"
     PAUSED = "paused"
     JOINING = "joining"
 
 
-class GroupState(str, Enum):
+class GroupState(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
     FAILED = "failed"
@@ -35,7 +35,7 @@ class GroupState(str, Enum):
     PARTIAL = "partial"
 
 
-class ResourceState(str, Enum):
+class ResourceState(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
     FAILED = "failed"
@@ -62,13 +62,13 @@ def transition_allowed(old: ResourceState, new: ResourceState) -> bool:
     return old == new or new in RESOURCE_TRANSITIONS[old]
 
 
-class Failback(str, Enum):
+class Failback(StrEnum):
     NEVER = "never"
     IMMEDIATE = "immediate"
     WINDOW = "window"
 
 
-class RestartAction(str, Enum):
+class RestartAction(StrEnum):
     """MSCS RestartAction: do not restart, restart without affecting the group, or restart and
     fail the group over past the threshold (the default)."""
 
@@ -160,15 +160,18 @@ class GroupSpec:
         return spec
 
     def validate(self, where: str = "group") -> None:
-        parse_failback(self.failback)
+        try:
+            parse_failback(self.failback)
+            for owner in (*self.preferred_owners, *self.possible_owners):
+                check_name("node", owner)
+        except ModelError as exc:
+            raise ModelError(f"{where}: {exc}") from None
         if self.desired not in ("online", "offline"):
             raise ModelError(f"{where}: desired must be online or offline")
         if self.failover_threshold is not None and self.failover_threshold < 0:
             raise ModelError(f"{where}: failover threshold must be 0 or more")
         if self.failover_period <= 0:
             raise ModelError(f"{where}: failover period must be positive")
-        for owner in (*self.preferred_owners, *self.possible_owners):
-            check_name("node", owner)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -199,7 +202,8 @@ class ResourcePolicy:
         v = _obj(value or {}, where)
         unknown = set(v) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ModelError(f"{where}: unknown policy setting(s) {', '.join(sorted(unknown))}")
+            raise ModelError(f"{where}: unknown policy setting(s) {', '.join(sorted(unknown))};"
+                             f" use {', '.join(cls.__dataclass_fields__)}")
         kwargs: dict[str, Any] = {}
         for name, f in cls.__dataclass_fields__.items():
             if name not in v:
@@ -256,12 +260,20 @@ class ResourceSpec:
         desired = _get(v, "desired", str, where, "online")
         if desired not in ("online", "offline"):
             raise ModelError(f"{where}: desired must be online or offline")
+        depends_on = _get(v, "depends_on", list, where, [])
+        for dep in depends_on:
+            if not isinstance(dep, str) or not NAME_RE.match(dep):
+                raise ModelError(f"{where}: depends_on holds {dep!r}, which is not a resource "
+                                 "name; fix or recreate it")
+        if name in depends_on:
+            raise ModelError(f"{where}: dependency cycle: {name} -> {name}; a resource cannot "
+                             "depend on itself; remove it from depends_on")
         return cls(
             name=name,
             group=group,
             type=rtype,
             properties=dict(_obj(v.get("properties") or {}, where)),
-            depends_on=tuple(_get(v, "depends_on", list, where, [])),
+            depends_on=tuple(depends_on),
             policy=ResourcePolicy.from_record(v.get("policy"), where),
             desired=desired,
             version=version,
@@ -416,13 +428,17 @@ class ResourceStatus:
         state = _get(v, "state", str, where, ResourceState.OFFLINE.value)
         if state not in {s.value for s in ResourceState}:
             raise ModelError(f"{where}: unknown resource state {state!r}; fix or delete the file")
+        failures = _get(v, "failures", list, where, [])
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in failures):
+            raise ModelError(f"{where}: 'failures' must be a list of times (numbers); fix or "
+                             "delete the file")
         return cls(
             name=name,
             state=state,
             node=_get(v, "node", str, where),
             owner_epoch=_get(v, "owner_epoch", int, where, 0),
             pid=_get(v, "pid", int, where),
-            failures=tuple(float(t) for t in _get(v, "failures", list, where, [])),
+            failures=tuple(float(t) for t in failures),
             last_error=_get(v, "last_error", str, where),
             details=dict(_obj(v.get("details") or {}, where)),
             version=version,

@@ -10,7 +10,7 @@ every rule is tested with a table of snapshots (tests/policy_cases/).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -141,18 +141,23 @@ def preference(spec: GroupSpec, node: str) -> int:
         return len(spec.preferred_owners)
 
 
-def place(snap: Snapshot, group: str, now: float, exclude: Iterable[str] = ()) -> str | None:
+def place(snap: Snapshot, group: str, now: float, exclude: Iterable[str] = (),
+          planned: Mapping[str, str] | None = None) -> str | None:
     """Where the group should run: anti-affinity first when another node is free, then preferred
-    owners in order, then the least-loaded node; ties by name. None when no node may host it."""
+    owners in order, then the least-loaded node; ties by name. None when no node may host it.
+
+    ``planned`` maps groups already placed during this tick to their node, so that groups placed
+    together spread out (and keep apart by anti-affinity) instead of all landing on one node."""
     spec = snap.groups[group]
     excluded = set(exclude)
     candidates = [n for n in hosting_nodes(snap, now) if n not in excluded and possible(spec, n)]
     if not candidates:
         return None
+    homes = {g: snap.group_status_of(g).owner for g in snap.groups if g != group}
+    homes.update({g: n for g, n in (planned or {}).items() if g != group and g in snap.groups})
 
     def owned(node: str) -> list[str]:
-        return [g for g, st in snap.group_status.items()
-                if g != group and g in snap.groups and st.owner == node]
+        return [g for g, home in homes.items() if home == node]
 
     def key(node: str) -> tuple[bool, int, int, str]:
         clash = spec.anti_affinity is not None and any(
@@ -190,8 +195,13 @@ def failback_target(snap: Snapshot, group: str, me: str, now: float) -> str | No
 
 
 def recent_failures(snap: Snapshot, resource: ResourceSpec, now: float) -> int:
+    """Failures within the restart period on the current owner: MSCS counts restarts per node, so
+    failures from before the group arrived here (a hand-over keeps the record) do not count."""
     period = resource.policy.restart_period
-    return sum(1 for t in snap.resource_status_of(resource.name).failures if t > now - period)
+    arrived = snap.group_status_of(resource.group).claimed_at
+    since = -math.inf if arrived is None else arrived
+    return sum(1 for t in snap.resource_status_of(resource.name).failures
+               if t > now - period and t >= since)
 
 
 def failover_threshold(snap: Snapshot, spec: GroupSpec) -> int:
@@ -216,13 +226,15 @@ def decide(snap: Snapshot, me: str, now: float) -> Decision:
         if spec is None and res.state in RUNNING:
             decision.actions.append(Terminate(group="", resource=name,
                                               reason="its resource was deleted"))
+    plan = _plan_claims(snap, now)
     for group in sorted(snap.groups):
         status = snap.group_status_of(group)
         if status.owner == me:
-            _decide_owned(snap, me, now, group, decision)
+            _decide_owned(snap, me, now, group, decision, plan)
         else:
             _stop_stale(snap, group, status.owner, decision)
-            _decide_unowned(snap, me, now, group, decision)
+            if plan.get(group) == me:
+                _claim(snap, me, group, decision)
     for node in snap.nodes.values():
         if node.alive(now):
             decision.wake(node.expires_at + 0.005)
@@ -241,19 +253,34 @@ def _stop_stale(snap: Snapshot, group: str, owner: str | None, decision: Decisio
             decision.actions.append(Terminate(group=group, resource=res.name, reason=who))
 
 
-def _decide_unowned(snap: Snapshot, me: str, now: float, group: str, decision: Decision) -> None:
+def _needs_home(snap: Snapshot, group: str, now: float) -> bool:
+    """The group should run but has no live owner, so some node must claim it."""
     spec = snap.groups[group]
     status = snap.group_status_of(group)
     owner = status.owner
     if owner is not None and snap.node_state(owner, now) != NodeState.DOWN:
-        return  # its owner is alive: nothing for us to do
+        return False  # its owner is alive: it decides for the group
     if spec.desired != "online" or not snap.group_resources(group):
-        return
-    if owner is None and status.state == GroupState.FAILED.value:
-        return  # left failed with no home: an administrator brings it online again
-    target = place(snap, group, now)
-    if target != me:
-        return
+        return False
+    # Left failed with no home: an administrator brings it online again.
+    return not (owner is None and status.state == GroupState.FAILED.value)
+
+
+def _plan_claims(snap: Snapshot, now: float) -> dict[str, str]:
+    """Where each homeless group goes this tick, in name order, each placement counting for the
+    next. Every node computes the same plan from the same snapshot, so exactly one claims."""
+    plan: dict[str, str] = {}
+    for group in sorted(snap.groups):
+        if _needs_home(snap, group, now):
+            target = place(snap, group, now, planned=plan)
+            if target is not None:
+                plan[group] = target
+    return plan
+
+
+def _claim(snap: Snapshot, me: str, group: str, decision: Decision) -> None:
+    spec = snap.groups[group]
+    owner = snap.group_status_of(group).owner
     if owner is None:
         reason = f"placing {group}: {_why_here(snap, spec, me)}"
     else:
@@ -268,11 +295,17 @@ def _why_here(snap: Snapshot, spec: GroupSpec, me: str) -> str:
     return f"{me} is the least-loaded node"
 
 
-def _decide_owned(snap: Snapshot, me: str, now: float, group: str, decision: Decision) -> None:
+def _decide_owned(snap: Snapshot, me: str, now: float, group: str, decision: Decision,
+                  plan: dict[str, str]) -> None:
     spec = snap.groups[group]
     status = snap.group_status_of(group)
     resources = snap.group_resources(group)
     retry_period = min((r.policy.retry_period_on_failure for r in resources), default=3600.0)
+
+    if spec.desired == "offline":  # before the failed wait: an administrator's offline wins
+        if _take_all_offline(snap, resources, group, f"{group} was taken offline", decision):
+            _set_state(status.state, GroupState.OFFLINE, group, "taken offline", decision)
+        return
 
     if status.state == GroupState.FAILED.value and status.failed_at is not None:
         retry_at = status.failed_at + retry_period
@@ -284,27 +317,29 @@ def _decide_owned(snap: Snapshot, me: str, now: float, group: str, decision: Dec
             decision.wake(retry_at)
             return
 
-    if spec.desired == "offline":
-        if _take_all_offline(snap, resources, group, f"{group} was taken offline", decision):
-            _set_state(status.state, GroupState.OFFLINE, group, "taken offline", decision)
-        return
-
-    move = _move_away(snap, me, now, group, resources, decision)
+    move = _move_away(snap, me, now, group, resources, decision, plan)
     if move is not None:
         to, reason, failure = move
         if _take_all_offline(snap, resources, group, reason, decision):
             if failure and to is None:
-                _set_state(status.state, GroupState.FAILED, group, reason, decision, failed=True)
+                # Record the time even if the group already shows failed (a resource was
+                # failing): failed_at starts the retry period.
+                if (status.state != GroupState.FAILED.value or status.failed_at is None
+                        or status.failed_at + retry_period <= now):
+                    decision.actions.append(SetGroupState(group=group, reason=reason,
+                                                          state=GroupState.FAILED, failed=True))
             else:
                 decision.actions.append(HandOver(group=group, reason=reason, to=to,
                                                  failure=failure))
+                if to is not None:
+                    plan[group] = to
         return
 
     _bring_online(snap, now, group, resources, decision)
 
 
 def _move_away(snap: Snapshot, me: str, now: float, group: str, resources: list[ResourceSpec],
-               decision: Decision) -> tuple[str | None, str, bool] | None:
+               decision: Decision, plan: Mapping[str, str]) -> tuple[str | None, str, bool] | None:
     """Whether the group must leave this node: (to, reason, caused by failure), or None."""
     spec = snap.groups[group]
     status = snap.group_status_of(group)
@@ -316,7 +351,7 @@ def _move_away(snap: Snapshot, me: str, now: float, group: str, resources: list[
                                             reason=f"{target} cannot host {group} now"))
     my_state = snap.node_state(me, now)
     if my_state == NodeState.PAUSED:
-        to = place(snap, group, now, exclude=[me])
+        to = place(snap, group, now, exclude=[me], planned=plan)
         return to, f"{me} is draining", False
     for res in resources:
         local = snap.local.get(res.name)
@@ -329,7 +364,13 @@ def _move_away(snap: Snapshot, me: str, now: float, group: str, resources: list[
         if failovers_in_period(snap, spec, now) >= failover_threshold(snap, spec):
             return None, (f"{res.name} failed past its restart threshold and {group} reached "
                           f"its failover threshold; left failed"), True
-        to = place(snap, group, now, exclude=[me])
+        # Like MSCS walking its preferred list (or Pacemaker's per-node fail counts), do not
+        # send the group back to a node it failed on in this failover period while another
+        # node can still be tried.
+        tried = {f.from_node for f in status.failovers
+                 if f.failure and f.time > now - spec.failover_period and f.from_node}
+        to = (place(snap, group, now, exclude=[me, *tried], planned=plan)
+              or place(snap, group, now, exclude=[me], planned=plan))
         if to is None:
             return None, (f"{res.name} failed past its restart threshold and no other node "
                           f"can host {group}; left failed"), True
@@ -350,63 +391,99 @@ def _take_all_offline(snap: Snapshot, resources: list[ResourceSpec], group: str,
     """Offline in reverse dependency order; True once nothing of the group runs here."""
     for res in reversed(resources):
         state = _local_state(snap, res.name)
-        if state in (ResourceState.ONLINE, ResourceState.ONLINE_PENDING):
-            dependents_down = all(
-                _local_state(snap, other.name) not in RUNNING
-                for other in resources if res.name in other.depends_on)
-            if dependents_down:
-                decision.actions.append(TakeOffline(group=group, resource=res.name,
-                                                    reason=reason))
+        if (state in (ResourceState.ONLINE, ResourceState.ONLINE_PENDING)
+                and _dependents_down(snap, resources, res.name)):
+            decision.actions.append(TakeOffline(group=group, resource=res.name, reason=reason))
     return not _any_running(snap, resources)
+
+
+def _dependents_down(snap: Snapshot, resources: list[ResourceSpec], name: str) -> bool:
+    return all(_local_state(snap, other.name) not in RUNNING
+               for other in resources if name in other.depends_on)
+
+
+def _wanted_online(resources: list[ResourceSpec]) -> dict[str, bool]:
+    """Desired online, and so is everything it depends on (taking a resource offline takes its
+    dependents offline too, as in MSCS)."""
+    wanted: dict[str, bool] = {}
+    for res in resources:  # dependencies first
+        wanted[res.name] = res.desired == "online" and all(
+            wanted.get(d, True) for d in res.depends_on)
+    return wanted
 
 
 def _bring_online(snap: Snapshot, now: float, group: str, resources: list[ResourceSpec],
                   decision: Decision) -> None:
+    """Converge the owner's resources on the spec: online bottom-up (a resource starts only when
+    its dependencies are online), offline top-down (only once its dependents are down)."""
     status = snap.group_status_of(group)
+    wanted = _wanted_online(resources)
+    must_stop: dict[str, str] = {}  # running resource -> why it has to go offline
+    for res in resources:  # dependencies first, so must_stop of a dependency is known
+        if _local_state(snap, res.name) not in (ResourceState.ONLINE,
+                                                ResourceState.ONLINE_PENDING):
+            continue
+        if res.desired == "offline":
+            must_stop[res.name] = f"{res.name} was taken offline"
+            continue
+        missing = [d for d in res.depends_on if not wanted.get(d, True) or d in must_stop
+                   or _local_state(snap, d) != ResourceState.ONLINE]
+        if missing:
+            must_stop[res.name] = f"it depends on {', '.join(missing)}"
+    heading: dict[str, ResourceState] = {}  # where this tick's actions take each resource
     for res in resources:
         state = _local_state(snap, res.name)
-        deps_online = all(_local_state(snap, d) == ResourceState.ONLINE for d in res.depends_on)
-        if res.desired == "offline":
-            dependents_down = all(_local_state(snap, o.name) not in RUNNING
-                                  for o in resources if res.name in o.depends_on)
-            if state in (ResourceState.ONLINE, ResourceState.ONLINE_PENDING) and dependents_down:
+        if res.name in must_stop:
+            if _dependents_down(snap, resources, res.name):
                 decision.actions.append(TakeOffline(group=group, resource=res.name,
-                                                    reason=f"{res.name} was taken offline"))
+                                                    reason=must_stop[res.name]))
+                heading[res.name] = ResourceState.OFFLINE
             continue
-        if state == ResourceState.ONLINE and not deps_online:
-            missing = [d for d in res.depends_on if _local_state(snap, d) != ResourceState.ONLINE]
-            decision.actions.append(TakeOffline(group=group, resource=res.name,
-                                                reason=f"it depends on {', '.join(missing)}"))
-        elif state == ResourceState.OFFLINE and deps_online:
+        if not wanted[res.name]:
+            continue
+        deps_online = all(_local_state(snap, d) == ResourceState.ONLINE
+                          and d not in must_stop for d in res.depends_on)
+        if state == ResourceState.OFFLINE and deps_online:
             decision.actions.append(BringOnline(group=group, resource=res.name,
                                                 reason=f"{group} is coming online"))
-        elif state == ResourceState.FAILED and deps_online:
-            _restart(snap, now, group, res, decision)
-    _set_state(status.state, _group_state(snap, resources), group, "its resources changed",
-               decision)
+            heading[res.name] = ResourceState.ONLINE_PENDING
+        elif (state == ResourceState.FAILED and deps_online
+              and _dependents_down(snap, resources, res.name)
+              and _restart(snap, now, group, res, decision)):
+            heading[res.name] = ResourceState.ONLINE_PENDING
+    states = [heading.get(r.name, _local_state(snap, r.name)) for r in resources
+              if wanted[r.name]]
+    _set_state(status.state, _group_state(states), group, "its resources changed", decision)
 
 
 def _restart(snap: Snapshot, now: float, group: str, res: ResourceSpec,
-             decision: Decision) -> None:
-    if res.policy.restart_action == RestartAction.DONT_RESTART.value:
-        return
+             decision: Decision) -> bool:
+    """Restart a failed resource here if its policy allows it now; True when restarting."""
+    policy = res.policy
+    if policy.restart_action == RestartAction.DONT_RESTART.value:
+        return False
     failures = recent_failures(snap, res, now)
-    if failures > res.policy.restart_threshold:
-        return  # restart-no-failover past its threshold: stays failed
     local = snap.local[res.name]
-    restart_at = local.since + res.policy.restart_delay
+    restart_at = local.since + policy.restart_delay
+    reason = (f"failure {failures} of {policy.restart_threshold} allowed in "
+              f"{policy.restart_period:g} s")
+    if failures > policy.restart_threshold:
+        # restart-no-failover past its threshold stays failed for RetryPeriodOnFailure, then
+        # MSCS begins another series of restarts.
+        restart_at = local.since + policy.retry_period_on_failure
+        reason = (f"{failures} failures in {policy.restart_period:g} s; retrying after "
+                  f"{policy.retry_period_on_failure:g} s failed")
     if now < restart_at:
         decision.wake(restart_at)
-        return
-    decision.actions.append(BringOnline(
-        group=group, resource=res.name, restart=True,
-        reason=f"failure {failures} of {res.policy.restart_threshold} allowed in "
-               f"{res.policy.restart_period:g} s"))
+        return False
+    decision.actions.append(BringOnline(group=group, resource=res.name, restart=True,
+                                        reason=reason))
+    return True
 
 
-def _group_state(snap: Snapshot, resources: list[ResourceSpec]) -> GroupState:
-    wanted = [r for r in resources if r.desired == "online"]
-    states = [_local_state(snap, r.name) for r in wanted]
+def _group_state(states: list[ResourceState]) -> GroupState:
+    """The group's state from its wanted resources' states (MSCS: online, partially online,
+    pending, failed)."""
     if not states:
         return GroupState.OFFLINE
     if all(s == ResourceState.ONLINE for s in states):
@@ -420,8 +497,7 @@ def _group_state(snap: Snapshot, resources: list[ResourceSpec]) -> GroupState:
     return GroupState.PENDING
 
 
-def _set_state(current: str, new: GroupState, group: str, reason: str, decision: Decision,
-               failed: bool = False) -> None:
+def _set_state(current: str, new: GroupState, group: str, reason: str,
+               decision: Decision) -> None:
     if current != new.value:
-        decision.actions.append(SetGroupState(group=group, reason=reason, state=new,
-                                              failed=failed))
+        decision.actions.append(SetGroupState(group=group, reason=reason, state=new))
