@@ -307,7 +307,10 @@ def _decide_owned(snap: Snapshot, me: str, now: float, group: str, decision: Dec
             _set_state(status.state, GroupState.OFFLINE, group, "taken offline", decision)
         return
 
-    if status.state == GroupState.FAILED.value and status.failed_at is not None:
+    # A failed group waits out the retry period here, unless an administrator moves it (MSCS
+    # "Move Group" on a failed group tries it on the new node).
+    if (status.state == GroupState.FAILED.value and status.failed_at is not None
+            and not status.target):
         retry_at = status.failed_at + retry_period
         if now < retry_at and not _any_running(snap, resources):
             decision.wake(retry_at)

@@ -230,6 +230,29 @@ def test_decide_is_pure_and_deterministic() -> None:
         assert repr(case.snapshot) == before, f"{path.name}: decide changed the snapshot"
 
 
+@pytest.mark.parametrize(("stem", "kind", "field", "value"), [
+    # a failure hand-over counts against the failover threshold; planned moves do not
+    ("restart-past-threshold-hands-over", HandOver, "failure", True),
+    ("drain-paused-owner-hands-over", HandOver, "failure", False),
+    ("move-target-hand-over", HandOver, "failure", False),
+    ("failback-immediate-hand-over", HandOver, "failure", False),
+    # a claim after a lease expiry is a failover from the dead owner; a first placement is not
+    ("failover-node-lease-expired", Claim, "failover", True),
+    ("failover-node-lease-expired", Claim, "previous_owner", "node1"),
+    ("place-new-group-first-preferred-owner", Claim, "failover", False),
+    # only "left failed" starts the retry period; a group that merely shows failed does not
+    ("failover-threshold-reached-left-failed", SetGroupState, "failed", True),
+    ("failover-left-failed-when-state-already-failed", SetGroupState, "failed", True),
+    ("group-state-failed", SetGroupState, "failed", False),
+])
+def test_action_flags(stem: str, kind: type[Action], field: str, value: object) -> None:
+    """Fields the compact action strings leave out, but the node service records."""
+    case = load_case(CASES_DIR / f"{stem}.toml")
+    actions = [a for a in decide(case.snapshot, case.me, case.now).actions if isinstance(a, kind)]
+    assert len(actions) == 1, actions
+    assert getattr(actions[0], field) == value
+
+
 def test_nothing_to_do_sentence() -> None:
     assert Decision().sentence() == "nothing to do"
     assert math.isinf(Decision().wake_at)
