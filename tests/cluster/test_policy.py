@@ -2,9 +2,18 @@
 
 Each ``tests/policy_cases/*.toml`` is a readable snapshot of the cluster plus the actions one node
 should take, in order. The runner builds the snapshot through the real ``from_record()`` parsers,
-so the cases also exercise parsing, then compares the formatted actions. A few direct tests below
-check properties no single case can: purity, and that nodes looking at the same snapshot never
-both claim a group.
+so the cases also exercise parsing, then compares the formatted actions. Direct tests below
+check what no single case can: purity; that nodes looking at the same snapshot never both claim
+a group; and, on a small in-memory cluster that applies the actions, that ticks converge.
+
+A case file: ``description``, ``me``, ``now``, ``expected`` (action strings: ``Claim G``,
+``HandOver G -> NODE|none``, ``BringOnline R``, ``Restart R``, ``TakeOffline R``, ``Terminate R``,
+``SetGroupState G STATE``, ``ClearTarget G``), optional ``sentence_contains`` and ``wake_at``;
+tables ``[nodes.N]`` (lease; holder N, epoch 1, acquired_at 0, expires_at now + 2 unless given),
+``[node_specs.N]``, ``[groups.G]``, ``[group_status.G]``, ``[resources.R]``,
+``[resource_status.R]`` (the store's records) and ``[local.R]`` (this node's monitor: state,
+since). Times are seconds; the runner pins TZ=UTC, so failback-window cases name UTC hours.
+Run: ``.venv/bin/pytest tests/cluster/test_policy.py -k failback``.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from cluster.model import (
     GroupSpec,
     GroupStatus,
     LocalResource,
+    ModelError,
     NodeSpec,
     NodeState,
     NodeStatus,
@@ -182,7 +192,11 @@ def test_enough_cases() -> None:
 
 @pytest.mark.parametrize("path", CASE_FILES, ids=[p.stem for p in CASE_FILES])
 def test_case(path: Path) -> None:
-    case = load_case(path)
+    check_case(load_case(path))
+
+
+def check_case(case: Case) -> None:
+    path = case.path
     decision = decide(case.snapshot, case.me, case.now)
     actual = format_actions(decision)
     report = (f"\ncase: {path}\n{case.description}\n"
@@ -194,6 +208,36 @@ def test_case(path: Path) -> None:
         assert part in sentence, f"{part!r} is not in the sentence{report}"
     if case.wake_at is not None:
         assert decision.wake_at == pytest.approx(case.wake_at, abs=1e-6), report
+
+
+def test_runner_reports_a_mismatch(tmp_path: Path) -> None:
+    """The runner itself can fail, and says where and why."""
+    source = (CASES_DIR / "failover-node-lease-expired.toml").read_text()
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(source.replace('"Claim notepad"', '"Claim nothing"'))
+    with pytest.raises(AssertionError) as info:
+        check_case(load_case(wrong))
+    report = str(info.value)
+    assert str(wrong) in report
+    assert "node2, the next preferred owner, claims the group" in report  # the description
+    assert "['Claim nothing']" in report and "['Claim notepad']" in report
+    assert "claimed notepad (node1's lease expired" in report  # the sentence
+    late = tmp_path / "late.toml"
+    late.write_text(source.replace("expected = [", "wake_at = 5.0\nexpected = ["))
+    with pytest.raises(AssertionError):
+        check_case(load_case(late))
+
+
+def test_runner_refuses_unknown_keys(tmp_path: Path) -> None:
+    source = (CASES_DIR / "failover-node-lease-expired.toml").read_text()
+    typo = tmp_path / "typo.toml"
+    typo.write_text(source.replace("[group_status.notepad]", "[group_statuses.notepad]"))
+    with pytest.raises(ValueError, match="unknown top-level key"):
+        load_case(typo)
+    bad_record = tmp_path / "bad-record.toml"
+    bad_record.write_text(source.replace('state = "online"', 'state = "sleeping"'))
+    with pytest.raises(ModelError, match="status/groups/notepad: unknown group state"):
+        load_case(bad_record)
 
 
 @pytest.mark.parametrize("path", CASE_FILES, ids=[p.stem for p in CASE_FILES])
