@@ -458,6 +458,40 @@ def apply_file(store: Store, path: Path) -> list[str]:
     return done
 
 
+NOTEPAD_GROUP = "notepad"
+
+
+def notepad_specs(store: Store) -> tuple[GroupSpec, list[ResourceSpec]]:
+    """The HA Notepad group of DESIGN.md: a shared folder, a network name, and the editor in a
+    console, depending on both, with its session checkpointed."""
+    group = build_group(store, NOTEPAD_GROUP, failover_threshold=100)
+    disk = build_resource(store, "notepad-disk", NOTEPAD_GROUP, "shared-folder",
+                          {"path": "{data}/notepad"}, new_groups=[NOTEPAD_GROUP])
+    name = build_resource(store, "notepad-name", NOTEPAD_GROUP, "network-name",
+                          {"name": "notepad"}, new_groups=[NOTEPAD_GROUP])
+    graph = {"notepad-disk": (NOTEPAD_GROUP, []), "notepad-name": (NOTEPAD_GROUP, [])}
+    app = build_resource(
+        store, "notepad-app", NOTEPAD_GROUP, "generic-app",
+        {"command": "hanotepad {data}/notepad/notes.txt", "console": True,
+         "checkpoints": "{local}/state/hanotepad"},
+        depends_on=["notepad-disk", "notepad-name"], new_groups=[NOTEPAD_GROUP],
+        new_resources=graph)
+    return group, [disk, name, app]
+
+
+def create_notepad(store: Store) -> bool:
+    """Create the HA Notepad group and bring it online; False if it exists (nothing changed)."""
+    if store.get(f"spec/groups/{NOTEPAD_GROUP}") is not None:
+        return False
+    group, resources = notepad_specs(store)
+    (store.data_dir / "notepad").mkdir(parents=True, exist_ok=True)
+    create_group(store, replace(group, desired="offline"))
+    for spec in resources:
+        create_resource(store, spec)
+    set_group_desired(store, NOTEPAD_GROUP, "online")
+    return True
+
+
 def default_local_dir(store: Store, node: str) -> Path:
     import platformdirs
 

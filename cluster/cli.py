@@ -429,6 +429,44 @@ _resource_command("delete", "Delete a resource (and its checkpoints).", api.dele
                   "resource {name} deleted")
 
 
+# --- clients --------------------------------------------------------------------------------
+
+
+@main.command()
+@store_option
+@click.argument("name")
+@json_option
+@handle_errors
+def attach(store_path: str, name: str, as_json: bool) -> None:
+    """The console of an interactive app (group or resource name); ctrl+] detaches."""
+    from cluster.console.attach import AttachError
+    from cluster.console.attach import attach as run_attach
+
+    store = open_store(store_path)
+    group_name = api.resolve_group(store, name)
+    try:
+        code = run_attach(store, group_name, as_json)
+    except AttachError as exc:
+        fail(str(exc), exc.code)
+    sys.exit(code)
+
+
+@main.command()
+@store_option
+@wait_option
+@handle_errors
+def notepad(store_path: str, wait: float | None) -> None:
+    """Create the HA Notepad group (shared folder, network name, editor) and bring it online."""
+    store = open_store(store_path)
+    if not api.create_notepad(store):
+        click.echo("the notepad group exists already; nothing changed")
+        return
+    click.echo("created the notepad group (notepad-disk, notepad-name, notepad-app); "
+               "bringing it online")
+    _wait_group(store, api.NOTEPAD_GROUP, wait, lambda g: g.get("state") == "online",
+                "notepad to come online")
+
+
 # --- apply ----------------------------------------------------------------------------------
 
 

@@ -6,7 +6,9 @@ node: each node has its own local directory, as separate machines would.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,9 +26,18 @@ def resolve(value: Any, values: Mapping[str, str]) -> Any:
     return value
 
 
-def app_environment(values: Mapping[str, str]) -> dict[str, str]:
-    """What a generic app sees of its node: a node-local state directory and the node's name."""
-    return {"XDG_STATE_HOME": f"{values['local']}/state", "HACLUSTER_NODE": values["node"]}
+def app_environment(values: Mapping[str, str], address: str,
+                    network_name: str | None = None) -> dict[str, str]:
+    """What a resource sees of its node: a node-local state directory, the node's name and
+    address, the group's network name (MSCS UseNetworkName), and this installation's programs
+    first on PATH, so ``command = hanotepad ...`` finds the editor installed beside the node."""
+    env = {"XDG_STATE_HOME": f"{values['local']}/state", "HACLUSTER_NODE": values["node"],
+           "HACLUSTER_ADDRESS": address,
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable),
+                                    os.environ.get("PATH", os.defpath)])}
+    if network_name:
+        env["HACLUSTER_NETWORK_NAME"] = network_name
+    return env
 
 
 def checkpoint_paths(props: Mapping[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cluster.console.server import ConsoleSettings
 from cluster.monitor.host import ResourceHost
 from cluster.monitor.protocol import (
     MAX_LINE,
@@ -91,6 +92,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="exit at once if this process is no longer the parent")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="where consoles of interactive apps listen")
+    parser.add_argument("--secret-file", type=Path, default=None,
+                        help="the cluster secret that console clients must prove")
     return parser.parse_args(argv)
 
 
@@ -115,7 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     emit = EventWriter(event_fd, on_broken=lambda: os.write(wake_w, b"!"))
-    host = ResourceHost(args.node, args.local_dir, args.data_dir, emit)
+    console = None
+    if args.secret_file is not None:
+        try:
+            secret = args.secret_file.read_bytes().strip()
+        except OSError as exc:
+            logger.error("cannot read the cluster secret (%s): consoles are disabled", exc)
+        else:
+            console = ConsoleSettings(address=args.address, secret=secret)
+    host = ResourceHost(args.node, args.local_dir, args.data_dir, emit, console=console)
     emit({"event": "hello", "pid": os.getpid()})
     reason = serve(cmd_fd, wake_r, host, emit)
     logger.info("stopping (%s): terminating hosted resources", reason)

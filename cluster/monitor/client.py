@@ -41,7 +41,8 @@ class MonitorClient:
     def __init__(self, node: str, local_dir: Path | str, data_dir: Path | str, *,
                  on_event: EventCallback | None = None, on_exit: ExitCallback | None = None,
                  stderr: IO[Any] | int | None = None, log_level: str = "INFO",
-                 python: str | None = None) -> None:
+                 python: str | None = None, address: str | None = None,
+                 secret_file: Path | str | None = None) -> None:
         """Start the monitor. `stderr` is a file, an fd, subprocess.DEVNULL or None (inherit);
         the caller may close its own file object once the constructor returns."""
         self.node = node
@@ -52,6 +53,10 @@ class MonitorClient:
             "--local-dir", str(local_dir), "--data-dir", str(data_dir),
             "--parent-pid", str(os.getpid()), "--log-level", log_level,
         ]
+        if address is not None:
+            self._argv += ["--address", address]
+        if secret_file is not None:
+            self._argv += ["--secret-file", str(secret_file)]
         self._stderr = stderr
         self._proc: subprocess.Popen[bytes] | None = None
         self._spawn_error: BaseException | None = None

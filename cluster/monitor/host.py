@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cluster.console.server import ConsoleSettings
 from cluster.monitor.protocol import (
     FAILED,
     OFFLINE,
@@ -63,8 +64,10 @@ class _Slot:
 class ResourceHost:
     def __init__(self, node: str, local_dir: Path, data_dir: Path,
                  emit: Callable[[dict[str, Any]], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 console: ConsoleSettings | None = None) -> None:
         self.node = node
+        self.console = console
         self.local_dir = Path(local_dir)
         self.data_dir = Path(data_dir)
         self._emit = emit
@@ -208,6 +211,7 @@ class ResourceHost:
                 box: list[ResourceType] = []
                 ctx = ResourceContext(
                     node=self.node, local_dir=self.local_dir, data_dir=self.data_dir, env=env,
+                    console=self.console,
                     report_failure=lambda reason: self._spawn(
                         self._on_report, slot, box, reason, name=f"failed-{slot.name}"),
                 )

@@ -167,9 +167,14 @@ class NodeService:
 
     def _start_monitor(self) -> MonitorClient:
         log = open(self.local_dir / "monitor.log", "ab")  # noqa: SIM115 - held by the monitor
+        secret_file = self.local_dir / ".console-secret"
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(self.store.secret())
         client = MonitorClient(
             node=self.name, local_dir=self.local_dir, data_dir=self.store.data_dir,
-            on_event=self._on_monitor_event, on_exit=self._on_monitor_exit, stderr=log)
+            on_event=self._on_monitor_event, on_exit=self._on_monitor_exit, stderr=log,
+            address=self.address, secret_file=secret_file)
         log.close()
         client.send({"op": "lease", "valid_for": self.ttl - self.fence_margin})
         return client
@@ -365,7 +370,7 @@ class NodeService:
                                expect_version=status.version)
                 self._event("group-move-cancelled", action.reason, group=action.group)
             case BringOnline():
-                self._bring_online(snap.resources[action.resource], action)
+                self._bring_online(snap, snap.resources[action.resource], action)
             case TakeOffline():
                 self._stop(action.resource, graceful=True)
             case Terminate():
@@ -379,7 +384,7 @@ class NodeService:
             self._write_resource(res.name, group, owner_epoch, state=ResourceState.OFFLINE.value,
                                  pid=None, failures=[], node=self.name)
 
-    def _bring_online(self, res: ResourceSpec, action: BringOnline) -> None:
+    def _bring_online(self, snap: Snapshot, res: ResourceSpec, action: BringOnline) -> None:
         assert self.monitor is not None
         props = resolve(dict(res.properties), self.placeholders)
         syncs = [CheckpointSync(Path(p), self._checkpoint_store_path(res.name, p))
@@ -390,7 +395,10 @@ class NodeService:
         self._stop_requested.discard(res.name)
         self.local[res.name] = LocalResource(res.name, ResourceState.ONLINE_PENDING,
                                              since=self.clock())
-        self.monitor.online(res.name, res.type, props, app_environment(self.placeholders),
+        network_name = next((str(r.properties.get("name")) for r in snap.group_resources(res.group)
+                             if r.type == "network-name" and r.properties.get("name")), None)
+        env = app_environment(self.placeholders, self.address, network_name)
+        self.monitor.online(res.name, res.type, props, env,
                             {"pending_timeout": res.policy.pending_timeout,
                              "looks_alive_interval": res.policy.looks_alive_interval,
                              "is_alive_interval": res.policy.is_alive_interval})

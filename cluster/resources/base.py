@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cluster.console.server import ConsoleSettings
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -28,6 +30,8 @@ class ResourceContext:
     env: dict[str, str] = field(default_factory=dict)
     # Called (from any thread) when the resource fails by itself: the event path, not a poll.
     report_failure: Callable[[str], None] = lambda reason: None
+    # Where this node serves consoles of interactive apps (None: no console host).
+    console: ConsoleSettings | None = None
 
 
 class ResourceType(ABC):

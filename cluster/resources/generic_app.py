@@ -31,6 +31,7 @@ from typing import Any
 
 import psutil
 
+from cluster.console.server import ConsoleServer
 from cluster.resources.base import (
     ResourceContext,
     ResourceType,
@@ -191,6 +192,7 @@ class GenericApp(ResourceType):
         self.master_fd: int | None = None  # pty master of a console app, for the console host
         self.output = OutputRing()
         self.log_path: Path | None = None
+        self.console: ConsoleServer | None = None
 
     # -- Online ---------------------------------------------------------------------------
 
@@ -260,6 +262,10 @@ class GenericApp(ResourceType):
         finally:
             os.close(slave)
         self.master_fd = master
+        if self.ctx.console is not None:
+            self.console = ConsoleServer(self.name, self.ctx.node, self.ctx.console,
+                                         master_fd=lambda: self.master_fd, pid=self.pid)
+            self.output.add_listener(self.console.on_output)
         threading.Thread(target=self._drain, args=(master,), name=f"pty-{self.name}",
                          daemon=True).start()
         return proc
@@ -276,6 +282,8 @@ class GenericApp(ResourceType):
             self.output.append(data)
         with self._lock:
             self.master_fd = None
+        if self.console is not None:
+            self.console.close("the app's console closed")
         os.close(master)
 
     def _watch(self, proc: subprocess.Popen[bytes]) -> None:
@@ -372,4 +380,7 @@ class GenericApp(ResourceType):
             info["log"] = str(self.log_path)
         if self._returncode is not None:
             info["exit"] = describe_exit(self._returncode)
+        if self.console is not None:
+            info["console_address"] = self.console.settings.address
+            info["console_port"] = self.console.port
         return info

@@ -1,0 +1,277 @@
+"""The console host: relays one console app's pty to authenticated TCP clients.
+
+It lives in the resource monitor, the process that owns the app's pty master. Every attached
+client sees the app and may type (like a shared tmux session); the pty takes the size of the
+client that attached or resized last. Each client has a bounded output queue: a slow or dead
+client is dropped, and the app never waits for anyone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import queue
+import secrets
+import socket
+import struct
+import termios
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cluster.console.protocol import (
+    MAX_FRAME,
+    NONCE_BYTES,
+    FrameReader,
+    Kind,
+    ProtocolError,
+    QueryFilter,
+    encode,
+    recv_frame,
+    verify,
+)
+
+logger = logging.getLogger(__name__)
+
+CLIENT_QUEUE_BYTES = 2 * 1024 * 1024  # past this much unsent output, the client is dropped
+AUTH_TIMEOUT = 5.0
+IDLE_TIMEOUT = 15.0  # clients ping every second; silence this long means a dead client
+SEND_TIMEOUT = 5.0
+REDRAW_GAP = 0.03  # Textual needs >= 20 ms between two sizes to see a change (NOTES.md)
+MAX_CLIENTS = 32
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """Where a node serves consoles, and the cluster secret clients must prove."""
+
+    address: str
+    secret: bytes
+
+
+class ConsoleServer:
+    def __init__(self, resource: str, node: str, settings: ConsoleSettings,
+                 master_fd: Callable[[], int | None], pid: Callable[[], int | None]) -> None:
+        self.resource = resource
+        self.node = node
+        self.settings = settings
+        self._master_fd = master_fd
+        self._pid = pid
+        self._lock = threading.Lock()
+        self._clients: set[_Client] = set()
+        self._write_lock = threading.Lock()
+        self._size: tuple[int, int] | None = None
+        self._filter = QueryFilter()
+        self._closed = False
+        family = socket.AF_INET6 if ":" in settings.address else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((settings.address, 0))
+        self._listener.listen(16)
+        self.port: int = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept_loop, name=f"console-{resource}",
+                         daemon=True).start()
+        logger.info("%s: console on %s:%d", resource, settings.address, self.port)
+
+    # --- output from the app -----------------------------------------------------------------
+
+    def on_output(self, data: bytes) -> None:
+        """Called by the pty drain thread: queue for every client, never block."""
+        data = self._filter.feed(data)
+        if not data:
+            return
+        with self._lock:
+            clients = list(self._clients)
+        for start in range(0, len(data), MAX_FRAME):
+            frame = encode(Kind.OUTPUT, data[start:start + MAX_FRAME])
+            for client in clients:
+                client.offer(frame)
+
+    def close(self, reason: str = "the app stopped") -> None:
+        with self._lock:
+            self._closed = True
+            clients = list(self._clients)
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        for client in clients:
+            client.offer(encode(Kind.EXIT, {"reason": reason}))
+            client.finish()
+
+    # --- clients -------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                sock, peer = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                full = len(self._clients) >= MAX_CLIENTS or self._closed
+            if full:
+                with contextlib.suppress(OSError):
+                    sock.sendall(encode(Kind.DENY, b"too many clients"))
+                sock.close()
+                continue
+            threading.Thread(target=self._serve, args=(sock, peer), daemon=True,
+                             name=f"console-client-{peer}").start()
+
+    def _serve(self, sock: socket.socket, peer: object) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = FrameReader()
+        pending: list = []
+        try:
+            auth = self._authenticate(sock, peer, reader, pending)
+        except (ProtocolError, OSError) as exc:
+            logger.warning("%s: console client %s refused: %s", self.resource, peer, exc)
+            auth = None
+        if auth is None:
+            with contextlib.suppress(OSError):
+                sock.close()
+            return
+        client = _Client(sock, self.resource, peer)
+        sock.settimeout(IDLE_TIMEOUT)
+        client.offer(encode(Kind.WELCOME, {"resource": self.resource, "node": self.node,
+                                           "pid": self._pid()}))
+        with self._lock:
+            self._clients.add(client)
+        logger.info("%s: console client %s attached", self.resource, peer)
+        try:
+            self._redraw(auth.get("rows"), auth.get("cols"))
+            self._read_loop(client, reader, pending)
+        except (ProtocolError, OSError, ValueError) as exc:
+            logger.warning("%s: console client %s dropped: %s", self.resource, peer, exc)
+        finally:
+            with self._lock:
+                self._clients.discard(client)
+            client.finish()
+            logger.info("%s: console client %s detached", self.resource, peer)
+
+    def _authenticate(self, sock: socket.socket, peer: object, reader: FrameReader,
+                      pending: list) -> dict | None:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sock.settimeout(AUTH_TIMEOUT)
+        sock.sendall(encode(Kind.CHALLENGE, nonce))
+        frame = recv_frame(sock, reader, pending)
+        if frame is None or frame.kind != Kind.AUTH:
+            raise ProtocolError("no AUTH frame")
+        auth = frame.json()
+        if auth.get("resource") != self.resource or not verify(
+                self.settings.secret, nonce, self.resource, auth.get("mac")):
+            logger.warning("%s: console client %s refused: wrong or missing secret",
+                           self.resource, peer)
+            sock.sendall(encode(Kind.DENY, b"authentication failed: wrong cluster secret"))
+            return None
+        return auth
+
+    def _read_loop(self, client: _Client, reader: FrameReader, pending: list) -> None:
+        while not client.closed:
+            frame = recv_frame(client.sock, reader, pending)
+            if frame is None:
+                return
+            if frame.kind == Kind.INPUT:
+                self._write_input(frame.payload)
+            elif frame.kind == Kind.RESIZE:
+                size = frame.json()
+                self._resize(size.get("rows"), size.get("cols"))
+            elif frame.kind == Kind.PING:
+                client.offer(encode(Kind.PONG, frame.payload[:64]))
+            elif frame.kind == Kind.PONG:
+                continue
+            else:
+                raise ProtocolError(f"unexpected {frame.kind.name} frame from a client")
+
+    def _write_input(self, data: bytes) -> None:
+        fd = self._master_fd()
+        if fd is None:
+            return
+        with self._write_lock:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+
+    # --- size and redraw ---------------------------------------------------------------
+
+    @staticmethod
+    def _valid_size(rows: object, cols: object) -> tuple[int, int] | None:
+        if isinstance(rows, int) and isinstance(cols, int) and 2 <= rows <= 1000 \
+                and 2 <= cols <= 1000:
+            return rows, cols
+        return None
+
+    def _set_size(self, rows: int, cols: int) -> None:
+        fd = self._master_fd()
+        if fd is None:
+            return
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self._size = (rows, cols)
+
+    def _resize(self, rows: object, cols: object) -> None:
+        size = self._valid_size(rows, cols)
+        if size is not None and size != self._size:
+            self._set_size(*size)
+
+    def _redraw(self, rows: object, cols: object) -> None:
+        """A new client needs the whole screen: a size change makes the app repaint it all.
+        The same size repaints nothing, so pass through a different size first."""
+        size = self._valid_size(rows, cols) or self._size or (24, 80)
+        with self._write_lock:
+            self._set_size(size[0], max(2, size[1] - 1))
+            time.sleep(REDRAW_GAP)  # the app must see two distinct sizes (NOTES.md)
+            self._set_size(*size)
+
+
+class _Client:
+    """One attached client: a bounded queue drained by its own writer thread."""
+
+    def __init__(self, sock: socket.socket, resource: str, peer: object) -> None:
+        self.sock = sock
+        self.resource = resource
+        self.peer = peer
+        self.closed = False
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queued = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._write_loop, daemon=True, name=f"console-tx-{peer}").start()
+
+    def offer(self, frame: bytes) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            if self._queued + len(frame) > CLIENT_QUEUE_BYTES:
+                logger.warning("%s: console client %s is too slow; dropping it", self.resource,
+                               self.peer)
+                self._close_locked()
+                return
+            self._queued += len(frame)
+        self._queue.put(frame)
+
+    def _write_loop(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                break
+            with self._lock:
+                self._queued -= len(frame)
+            try:
+                self.sock.settimeout(SEND_TIMEOUT)
+                self.sock.sendall(frame)
+            except OSError:
+                self.finish()
+                break
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def finish(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._queue.put(None)
