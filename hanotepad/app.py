@@ -1,0 +1,966 @@
+"""The hanotepad Textual app: a thin layer over the document, autosave and session classes.
+
+The app owns the widgets and the timing: it debounces changes (``Debouncer``),
+takes snapshots of the buffer on the UI thread, and hands them to named thread
+workers that call ``DocumentFile.save``; results come back as messages. The
+rules about what may be written live in ``document.py``; the app only shows
+their outcome and asks the user when they must choose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from time import monotonic
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
+from textual.widgets import Footer, TextArea
+from textual.widgets.text_area import Selection
+from textual.worker import Worker, WorkerState
+
+from hanotepad.autosave import Debouncer
+from hanotepad.dialogs import ChoiceDialog, GotoLineDialog, PathDialog
+from hanotepad.document import (
+    DiskChange,
+    DocumentFile,
+    SaveOutcome,
+    SaveStatus,
+    Snapshot,
+)
+from hanotepad.fileio import SIZE_LIMIT, FileProblem, LoadedFile, read_text_file
+from hanotepad.messages import (
+    DiskChecked,
+    DiskEvent,
+    FileLoaded,
+    FindClosed,
+    FindRequested,
+    LoadFailed,
+    Reloaded,
+    ReplaceRequested,
+    SavedAs,
+    SaveDone,
+    SessionSaved,
+)
+from hanotepad.search import find, matches_at, replace_all
+from hanotepad.session import Place, Session, SessionStore, default_state_dir
+from hanotepad.shutdown import exit_soon, pending_input_bytes, write_recovery
+from hanotepad.textarea import EditorArea
+from hanotepad.widgets import FindBar, StatusBar
+
+logger = logging.getLogger(__name__)
+
+RETRY_DELAY = 2.0
+"""Seconds before retrying a failed autosave when the user types nothing more."""
+DISK_SETTLE = 0.03
+"""Coalesce watcher events (polling reports a save as deleted + created)."""
+DRAIN_LIMIT = 0.5
+"""On SIGTERM/SIGHUP, how long to let already-typed keys reach the buffer."""
+WRAP_LIMIT = 4_000_000
+"""Above this many characters a file opens without soft wrap (wrapping it costs seconds)."""
+
+Location = tuple[int, int]
+
+
+class HaNotepadApp(App[None]):
+    """An ordinary text editor that autosaves, remembers where you were, and never loses text."""
+
+    CSS_PATH = "hanotepad.tcss"
+    TITLE = "hanotepad"
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("f12", "save_as", "Save as", priority=True),
+        Binding("ctrl+o", "open", "Open", priority=True),
+        Binding("ctrl+n", "new", "New", priority=True),
+        Binding("ctrl+f", "find", "Find", priority=True),
+        Binding("f3", "find_next", "Find next", show=False, priority=True),
+        Binding("shift+f3", "find_previous", "Find previous", show=False, priority=True),
+        Binding("ctrl+r", "replace", "Replace", priority=True),
+        Binding("ctrl+g", "goto_line", "Go to line", priority=True),
+        Binding("alt+z", "toggle_wrap", "Wrap", priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        state_dir: Path | None = None,
+        size_limit: int = SIZE_LIMIT,
+        watch: bool = True,
+        handle_signals: bool | None = None,
+        autosave: Debouncer | None = None,
+    ) -> None:
+        super().__init__()
+        self._initial_path = Path(path).expanduser().absolute() if path is not None else None
+        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        self.size_limit = size_limit
+        self._watch_enabled = watch
+        self._handle_signals = handle_signals
+        self.session_store = SessionStore(self.state_dir)
+        self.session = Session()
+        self.doc: DocumentFile | None = None
+        """The file being edited; None for an untitled buffer."""
+        self.read_only = False
+        self.ready = False
+        """True once the first file (or an empty buffer) is loaded."""
+        self.reload_count = 0
+        """How many times the buffer was reloaded after a change on disk."""
+        self.recovered: Path | None = None
+        """Where unsaveable text was kept on a signal exit, if it had to be."""
+        self._autosave = autosave or Debouncer()
+        self._autosave_timer: Timer | None = None
+        self._save_in_flight = False
+        self._retry_timer: Timer | None = None
+        self._session_debounce = Debouncer()
+        self._session_timer: Timer | None = None
+        self._session_in_flight = False
+        self._watcher: Any = None
+        self._check_timer: Timer | None = None
+        self._check_in_flight = False
+        self._check_again = False
+        self._recheck_after_save = False
+        self._conflict_open = False
+        self._exiting = False
+        self._last_seen_revision = 0
+        self._last_problem: str | None = None
+        self._find_query = ""
+        # Kept, not queried: handlers still run while the screen is torn down at exit.
+        self.editor = EditorArea(id="editor", soft_wrap=True, tab_behavior="indent")
+        self.editor.indent_type = "tabs"  # tab inserts a tab character, as in Notepad
+        self.status = StatusBar(id="status")
+
+    # ----------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield self.editor
+        yield FindBar(id="findbar")
+        yield self.status
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.session, problem = self.session_store.load()
+        if problem:
+            self.show_problem(problem)
+        self.editor.soft_wrap = self.session.soft_wrap
+        self.editor.focus()
+        if self._handle_signals or (self._handle_signals is None and not self.is_headless):
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(signum, self._on_exit_signal, signum)
+        target = self._initial_path
+        if target is None and self.session.file:
+            target = Path(self.session.file)
+        if target is None:
+            self._become_untitled()
+            self.ready = True
+            return
+        # The first file is read here, not in a worker: keys typed while it loads
+        # wait in the message queue and land in the loaded text, not before it.
+        try:
+            self._file_loaded(FileLoaded(read_text_file(target, self.size_limit)))
+        except FileProblem as problem:
+            self._load_failed(LoadFailed(target, str(problem)))
+
+    # ---------------------------------------------------------------- loading
+
+    @work(thread=True, group="load", name="load", exclusive=True, exit_on_error=False)
+    def _load_worker(self, path: Path) -> None:
+        try:
+            self.post_message(FileLoaded(read_text_file(path, self.size_limit)))
+        except FileProblem as problem:
+            self.post_message(LoadFailed(path, str(problem)))
+
+    @on(FileLoaded)
+    def _file_loaded(self, message: FileLoaded) -> None:
+        loaded = message.loaded
+        if self.doc is not None:
+            self.flush()  # keys typed while the new file was being read go to the old one
+        self.doc = DocumentFile.from_loaded(loaded, self.size_limit)
+        self._set_text(loaded.text, loaded.read_only, loaded.stamp.size if loaded.stamp else 0)
+        self.status.path = str(loaded.path)
+        if not self.editor.document.exact:
+            self.read_only = self.editor.read_only = self.status.read_only = True
+            self.show_problem(
+                f"{loaded.path.name} mixes line endings or has form feeds that saving would "
+                "change: opened read-only; save as (f12) writes a normalised copy"
+            )
+        elif loaded.warning:
+            self.show_problem(loaded.warning)
+        elif loaded.stamp is None:
+            self.status.message = "new file"
+        elif loaded.read_only:
+            self.status.message = "read-only file: save as (f12) to keep a copy"
+        place = self.session.place_for(loaded.path)
+        if place is not None:
+            self.call_after_refresh(self._restore_place, place)
+        self.session = self.session.with_place(loaded.path, place or Place())
+        self._session_changed()
+        self._start_watching(loaded.path)
+        self.ready = True
+
+    @on(LoadFailed)
+    def _load_failed(self, message: LoadFailed) -> None:
+        self.show_problem(message.problem)
+        if not self.ready:
+            self._become_untitled()
+            self.ready = True
+
+    def _set_text(self, text: str, read_only: bool, size: int = 0) -> None:
+        editor = self.editor
+        if len(text) > WRAP_LIMIT and editor.soft_wrap:
+            editor.soft_wrap = False
+            self.status.message = "soft wrap is off for this large file: alt+z turns it on"
+        editor.load_text(text)
+        self._last_seen_revision = 0
+        self._autosave.taken()
+        self.read_only = editor.read_only = self.status.read_only = read_only
+        self.status.save_state = "saved"
+        self.status.message = ""
+        self.status.file_size = size
+        self._last_problem = None
+
+    def _become_untitled(self) -> None:
+        self.doc = None
+        self._set_text("", False)
+        self.status.path = "untitled"
+        self.session = replace(self.session, file=None)
+        self._session_changed()
+
+    def _restore_place(self, place: Place) -> None:
+        editor = self.editor
+        editor.selection = Selection(self._clamp(place.anchor), self._clamp(place.cursor))
+        editor.scroll_to(place.scroll[0], place.scroll[1], animate=False, immediate=True)
+
+    def _clamp(self, location: Location) -> Location:
+        document = self.editor.document
+        row = max(0, min(location[0], document.line_count - 1))
+        column = max(0, min(location[1], len(document[row])))
+        return row, column
+
+    def _current_place(self) -> Place:
+        editor = self.editor
+        anchor, cursor = editor.selection
+        scroll = (round(editor.scroll_x), round(editor.scroll_y))
+        return Place(cursor=cursor, anchor=anchor, scroll=scroll)
+
+    # --------------------------------------------------------------- autosave
+
+    @on(TextArea.Changed, "#editor")
+    def _text_changed(self) -> None:
+        revision = self.editor.revision
+        if revision == self._last_seen_revision:
+            return  # a load, not an edit
+        self._last_seen_revision = revision
+        self._autosave.changed(monotonic())
+        if self.status.save_state != "error":
+            self.status.save_state = "unsaved"
+        self._arm_autosave()
+
+    def _arm_autosave(self) -> None:
+        if self._autosave_timer is not None or self._save_in_flight:
+            return
+        due = self._autosave.due_at()
+        if due is not None:
+            delay = max(0.0, due - monotonic())
+            self._autosave_timer = self.set_timer(delay, self._autosave_tick, name="autosave")
+
+    def _autosave_tick(self) -> None:
+        self._autosave_timer = None
+        if self._save_in_flight or not self._autosave.pending:
+            return
+        if self._autosave.is_due(monotonic()):
+            self._start_save()
+        else:
+            self._arm_autosave()
+
+    def _start_save(self, *, force: bool = False) -> None:
+        editor = self.editor
+        doc = self.doc
+        if doc is None:
+            self._autosave.taken()
+            self.status.file_size = len(editor.text.encode("utf-8"))
+            self.status.save_state = "unsaved"
+            return
+        if self.read_only or self._conflict_open:
+            return
+        snapshot = Snapshot(doc.generation, editor.revision, editor.text)
+        self._autosave.taken()
+        self._save_in_flight = True
+        self.status.save_state = "saving"
+        self._save_worker(doc, snapshot, force)
+
+    @work(thread=True, group="autosave", name="autosave", exit_on_error=False)
+    def _save_worker(self, doc: DocumentFile, snapshot: Snapshot, force: bool) -> None:
+        self.post_message(SaveDone(doc.save(snapshot, force=force)))
+
+    @on(SaveDone)
+    def _save_done(self, message: SaveDone) -> None:
+        self._save_in_flight = False
+        self._show_outcome(message.outcome)
+        self._arm_autosave()
+        if self._recheck_after_save:
+            self._recheck_after_save = False
+            self._disk_event()
+
+    def _show_outcome(self, outcome: SaveOutcome) -> None:
+        doc = self.doc
+        if doc is None or outcome.path != doc.path:
+            return  # a save of a file we have since left
+        if outcome.status is SaveStatus.SAVED:
+            self._autosave.written(outcome.duration)
+            self.status.file_size = outcome.size
+            if outcome.recreated:
+                self.notify(f"{doc.path.name} had been deleted on disk: saved it again")
+        if outcome.status in (SaveStatus.SAVED, SaveStatus.UP_TO_DATE):
+            if self._is_clean():
+                self.status.save_state = "saved"
+                if self._last_problem is not None:
+                    self.status.message = ""
+                    self._last_problem = None
+            elif not self._save_in_flight:
+                self.status.save_state = "unsaved"
+        elif outcome.status is SaveStatus.CONFLICT:
+            self._ask_about_conflict()
+        elif outcome.status is SaveStatus.FAILED:
+            self.status.save_state = "error"
+            self.show_problem(outcome.message or f"cannot save {doc.path}")
+            if self._retry_timer is None:
+                self._retry_timer = self.set_timer(RETRY_DELAY, self._retry_save, name="retry")
+
+    def _retry_save(self) -> None:
+        self._retry_timer = None
+        if self.doc is not None and not self._is_clean():
+            self._autosave.changed(monotonic())
+            self._arm_autosave()
+
+    def _is_clean(self) -> bool:
+        doc = self.doc
+        return (
+            doc is not None
+            and not self._save_in_flight
+            and doc.is_saved(doc.generation, self.editor.revision)
+        )
+
+    def _cancel_autosave_timer(self) -> None:
+        if self._autosave_timer is not None:
+            self._autosave_timer.stop()
+            self._autosave_timer = None
+
+    def flush(self) -> SaveOutcome | None:
+        """Write pending edits now, on this thread (switching files, quitting, signals)."""
+        self._cancel_autosave_timer()
+        doc = self.doc
+        if doc is None or self.read_only:
+            return None
+        if self._conflict_open:
+            return SaveOutcome(
+                SaveStatus.CONFLICT, doc.path, doc.generation, self.editor.revision,
+                message=f"{doc.path.name} changed on disk",
+            )
+        revision = self.editor.revision
+        if doc.is_saved(doc.generation, revision) and not self._save_in_flight:
+            return None
+        self._autosave.taken()
+        outcome = doc.save(Snapshot(doc.generation, revision, self.editor.text))
+        if outcome.status is SaveStatus.CONFLICT:
+            return outcome  # asking is the caller's business (it may be exiting)
+        self._show_outcome(outcome)
+        return outcome
+
+    def show_problem(self, problem: str) -> None:
+        """Show a problem in the status bar, and as a notification the first time."""
+        self.status.message = problem
+        if problem != self._last_problem:
+            self._last_problem = problem
+            self.notify(problem, severity="error", timeout=8)
+        logger.warning("%s", problem)
+
+    # --------------------------------------------------------------- conflict
+
+    def _ask_about_conflict(self) -> None:
+        doc = self.doc
+        if doc is None or self._conflict_open:
+            return
+        self._conflict_open = True
+        self.status.save_state = "error"
+        self.status.message = f"{doc.path.name} changed on disk: choose reload or keep mine"
+        self.push_screen(
+            ChoiceDialog(
+                "File changed on disk",
+                f"{doc.path} was changed by another program while you had unsaved edits.\n"
+                "Reload it (your edits are dropped), or keep yours (the file is overwritten)?",
+                [("keep", "Keep mine"), ("reload", "Reload from disk")],
+            ),
+            self._conflict_answered,
+        )
+
+    def _conflict_answered(self, choice: str | None) -> None:
+        doc = self.doc
+        if doc is None:
+            self._conflict_open = False
+            return
+        if choice == "reload":
+            # Saving stays blocked (the conflict stays open) until the reload lands.
+            self._cancel_autosave_timer()
+            self._autosave.taken()
+            self._reload_worker(doc)
+            return
+        else:
+            self._cancel_autosave_timer()
+            self._autosave.taken()
+            snapshot = Snapshot(doc.generation, self.editor.revision, self.editor.text)
+            self._save_in_flight = True
+            self.status.save_state = "saving"
+            self._keep_mine_worker(doc, snapshot)
+        self._conflict_open = False
+        self.status.message = ""
+
+    @work(thread=True, group="autosave", name="keep-mine", exit_on_error=False)
+    def _keep_mine_worker(self, doc: DocumentFile, snapshot: Snapshot) -> None:
+        doc.overrule_disk()
+        self.post_message(SaveDone(doc.save(snapshot, force=True)))
+
+    @work(thread=True, group="disk-check", name="reload", exit_on_error=False)
+    def _reload_worker(self, doc: DocumentFile) -> None:
+        try:
+            self.post_message(Reloaded(doc.path, doc.reload(), None))
+        except FileProblem as problem:
+            self.post_message(Reloaded(doc.path, None, str(problem)))
+
+    @on(Reloaded)
+    def _reloaded(self, message: Reloaded) -> None:
+        self._conflict_open = False
+        self.status.message = ""
+        if self.doc is None or message.path != self.doc.path:
+            return
+        if message.loaded is not None:
+            self._apply_reload(message.loaded)
+        else:
+            self.show_problem(f"cannot reload: {message.problem}")
+            self._autosave.changed(monotonic())
+            self._arm_autosave()  # this conflicts again, and asks again
+
+    def _apply_reload(self, loaded: LoadedFile) -> None:
+        doc = self.doc
+        assert doc is not None
+        place = self._current_place()
+        self._cancel_autosave_timer()
+        doc.adopt(loaded)
+        self._set_text(loaded.text, loaded.read_only, loaded.stamp.size if loaded.stamp else 0)
+        self._restore_place(place)
+        self.reload_count += 1
+
+    # ---------------------------------------------------------- disk watching
+
+    def _start_watching(self, path: Path) -> None:
+        if self._watch_enabled:
+            self._watch_worker(path)
+
+    @work(thread=True, group="watch", name="watch", exclusive=True, exit_on_error=False)
+    def _watch_worker(self, path: Path) -> None:
+        from hanotepad.fileio import remove_stale_temp_files
+        from hanotepad.watcher import FileWatcher
+
+        if self._watcher is None:
+            self._watcher = FileWatcher(lambda: self.post_message(DiskEvent()))
+        self._watcher.watch(path)
+        logger.info("watching %s (%s)", path, self._watcher.mode)
+        import time
+
+        remove_stale_temp_files(path, older_than=60.0, now=time.time())
+
+    @on(DiskEvent)
+    def _disk_event(self) -> None:
+        if self._check_timer is None:
+            self._check_timer = self.set_timer(DISK_SETTLE, self._start_disk_check, name="disk")
+
+    def _start_disk_check(self) -> None:
+        self._check_timer = None
+        if self.doc is None:
+            return
+        if self._check_in_flight:
+            self._check_again = True
+            return
+        self._check_in_flight = True
+        self._check_worker(self.doc)
+
+    @work(thread=True, group="disk-check", name="disk-check", exit_on_error=False)
+    def _check_worker(self, doc: DocumentFile) -> None:
+        self.post_message(DiskChecked(doc.check_disk()))
+
+    @on(DiskChecked)
+    def _disk_checked(self, message: DiskChecked) -> None:
+        self._check_in_flight = False
+        if self._check_again:
+            self._check_again = False
+            self._disk_event()
+        check = message.check
+        doc = self.doc
+        if doc is None or check.path != doc.path or check.generation != doc.generation:
+            return
+        if check.change is DiskChange.DELETED:
+            self.status.save_state = "unsaved"
+            self.show_problem(
+                f"{doc.path.name} was deleted on disk: your text is kept; "
+                "it is written again when you type or save"
+            )
+        elif check.change is DiskChange.UNREADABLE:
+            self.show_problem(f"the file on disk changed and cannot be read: {check.message}")
+        elif check.change is DiskChange.MODIFIED and check.loaded is not None:
+            if self._save_in_flight:
+                self._recheck_after_save = True  # decide once our save has landed
+            elif self._is_clean() and not self._conflict_open:
+                self._apply_reload(check.loaded)
+                self.notify(f"reloaded {doc.path.name}: it changed on disk", timeout=3)
+            else:
+                self._ask_about_conflict()
+
+    # ---------------------------------------------------------------- session
+
+    def _session_changed(self) -> None:
+        self._session_debounce.changed(monotonic())
+        if self._session_timer is None and not self._session_in_flight:
+            due = self._session_debounce.due_at() or monotonic()
+            self._session_timer = self.set_timer(
+                max(0.0, due - monotonic()), self._session_tick, name="session"
+            )
+
+    def _session_tick(self) -> None:
+        self._session_timer = None
+        if self._session_in_flight or not self._session_debounce.pending:
+            return
+        if not self._session_debounce.is_due(monotonic()):
+            self._session_changed()
+            return
+        self._session_debounce.taken()
+        self._session_in_flight = True
+        self._session_worker(self._session_snapshot())
+
+    def _session_snapshot(self) -> Session:
+        session = replace(self.session, soft_wrap=self.editor.soft_wrap)
+        if self.doc is not None:
+            session = session.with_place(self.doc.path, self._current_place())
+        self.session = session
+        return session
+
+    @work(thread=True, group="session", name="session", exit_on_error=False)
+    def _session_worker(self, session: Session) -> None:
+        try:
+            self.session_store.save(session)
+        except FileProblem as problem:
+            self.post_message(SessionSaved(str(problem)))
+        else:
+            self.post_message(SessionSaved(None))
+
+    @on(SessionSaved)
+    def _session_saved(self, message: SessionSaved) -> None:
+        self._session_in_flight = False
+        if message.problem:
+            self.show_problem(message.problem)
+        if self._session_debounce.pending:
+            self._session_changed()
+
+    def save_session_now(self) -> None:
+        """Write the session on this thread (exit)."""
+        if self._session_timer is not None:
+            self._session_timer.stop()
+            self._session_timer = None
+        self._session_debounce.taken()
+        try:
+            self.session_store.save(self._session_snapshot())
+        except FileProblem as problem:
+            logger.warning("%s", problem)
+
+    @on(TextArea.SelectionChanged, "#editor")
+    def _selection_changed(self, event: TextArea.SelectionChanged) -> None:
+        self.status.position = event.selection.end
+        if self.ready:
+            self._session_changed()
+
+    def _scrolled(self) -> None:
+        if self.ready:
+            self._session_changed()
+
+    def on_ready(self) -> None:
+        editor = self.editor
+        self.watch(editor, "scroll_y", self._scrolled, init=False)
+        self.watch(editor, "scroll_x", self._scrolled, init=False)
+
+    # ---------------------------------------------------------------- actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Our shortcuts act on the editor: not while a dialog is open.
+        if action in {binding.action for binding in self.BINDINGS if isinstance(binding, Binding)}:
+            return not isinstance(self.screen, ModalScreen)
+        return True
+
+    def action_save(self) -> None:
+        if self.doc is None:
+            self.action_save_as()
+            return
+        if self.read_only:
+            self.show_problem("this file is read-only: save as (f12) to keep a copy")
+            return
+        if self._save_in_flight:
+            self._autosave.changed(monotonic())  # save again when the current write ends
+            return
+        self._cancel_autosave_timer()
+        self._start_save(force=True)
+
+    def action_save_as(self) -> None:
+        current = self.doc.path if self.doc is not None else None
+        folder = current.parent if current is not None else Path.cwd()
+        initial = str(current) if current is not None else str(folder / "untitled.txt")
+        self.push_screen(
+            PathDialog("Save as", folder=folder, initial=initial, action="Save"),
+            self._save_as_chosen,
+        )
+
+    def _save_as_chosen(self, path: Path | None) -> None:
+        if path is None:
+            return
+        if path.is_dir():
+            self.show_problem(f"{path} is a folder: type a file name inside it")
+            return
+        if path.exists() and (self.doc is None or path != self.doc.path):
+            self.push_screen(
+                ChoiceDialog(
+                    "Replace file?",
+                    f"{path} already exists. Replace it with this text?",
+                    [("cancel", "Cancel"), ("replace", "Replace")],
+                    cancel="cancel",
+                ),
+                lambda choice: self._save_as_confirmed(path) if choice == "replace" else None,
+            )
+            return
+        self._save_as_confirmed(path)
+
+    def _save_as_confirmed(self, path: Path) -> None:
+        self.flush()
+        encoding = self.doc.encoding if self.doc is not None else "utf-8"
+        target = DocumentFile(path, encoding=encoding, size_limit=self.size_limit)
+        snapshot = Snapshot(target.generation, self.editor.revision, self.editor.text)
+        self._save_as_worker(target, snapshot)
+
+    @work(thread=True, group="load", name="save-as", exit_on_error=False)
+    def _save_as_worker(self, target: DocumentFile, snapshot: Snapshot) -> None:
+        target.overrule_disk()  # the user confirmed replacing whatever is there
+        self.post_message(SavedAs(target, target.save(snapshot, force=True)))
+
+    @on(SavedAs)
+    def _saved_as(self, message: SavedAs) -> None:
+        outcome = message.outcome
+        if outcome.status is not SaveStatus.SAVED:
+            self.show_problem(outcome.message or f"cannot save {outcome.path}")
+            return
+        # The buffer stays as it is (cursor, undo history); only its file changes.
+        self.doc = message.target
+        self.read_only = self.editor.read_only = self.status.read_only = False
+        self.status.path = str(outcome.path)
+        self.status.file_size = outcome.size
+        self.status.message = f"saved as {outcome.path.name}"
+        self._last_problem = None
+        self.status.save_state = "saved" if self._is_clean() else "unsaved"
+        self.session = self.session.with_place(outcome.path, self._current_place())
+        self._session_changed()
+        self._start_watching(outcome.path)
+        self._arm_autosave()
+
+    def action_open(self) -> None:
+        folder = self.doc.path.parent if self.doc is not None else Path.cwd()
+        self.push_screen(
+            PathDialog("Open file", folder=folder, initial=str(folder) + "/", action="Open"),
+            self._open_chosen,
+        )
+
+    def _open_chosen(self, path: Path | None) -> None:
+        if path is not None:
+            self.open_file(path)
+
+    def open_file(self, path: Path) -> None:
+        """Save the current file, then open ``path`` (a problem keeps the current file)."""
+        if not self._leave_current():
+            return
+        self._load_worker(Path(path).absolute())
+
+    def action_new(self) -> None:
+        if not self._leave_current():
+            return
+        self._become_untitled()
+
+    def _leave_current(self) -> bool:
+        """Save before switching away; False (and ask) if the text cannot be saved."""
+        outcome = self.flush()
+        if outcome is not None and outcome.status is SaveStatus.CONFLICT:
+            self._ask_about_conflict()
+            return False
+        if outcome is not None and outcome.status is SaveStatus.FAILED:
+            return False
+        if self.doc is None and self.editor.text:
+            self.show_problem("this text has no file: save as (f12) first, or clear it")
+            return False
+        self.save_session_now()
+        return True
+
+    def action_find(self) -> None:
+        self.query_one(FindBar).open(replace=False, query=self.editor.selected_text or None)
+
+    def action_replace(self) -> None:
+        self.query_one(FindBar).open(replace=True, query=self.editor.selected_text or None)
+
+    def action_find_next(self) -> None:
+        self._find(self._find_query or self.query_one(FindBar).query_text, backward=False)
+
+    def action_find_previous(self) -> None:
+        self._find(self._find_query or self.query_one(FindBar).query_text, backward=True)
+
+    @on(FindRequested)
+    def _find_requested(self, message: FindRequested) -> None:
+        self._find(message.query, backward=message.backward)
+
+    @on(FindClosed)
+    def _find_closed(self) -> None:
+        self.editor.focus()
+
+    def _find(self, query: str, *, backward: bool) -> bool:
+        if not query:
+            self.action_find()
+            return False
+        self._find_query = query
+        editor = self.editor
+        start, end = sorted(editor.selection)
+        match = find(editor.document.lines, query, start if backward else end, backward=backward)
+        if match is None:
+            self.status.message = f"not found: {query}"
+            return False
+        editor.selection = Selection(match.start, match.end)
+        editor.scroll_cursor_visible(center=True)
+        self.status.message = ""
+        return True
+
+    @on(ReplaceRequested)
+    def _replace_requested(self, message: ReplaceRequested) -> None:
+        editor = self.editor
+        if self.read_only or not message.query:
+            return
+        self._find_query = message.query
+        if message.everywhere:
+            plan = replace_all(editor.document.lines, message.query, message.replacement)
+            if plan is None:
+                self.status.message = f"not found: {message.query}"
+                return
+            editor.replace(plan.text, plan.start, plan.end)
+            self.status.message = f"replaced {plan.count} occurrence(s)"
+            return
+        start, end = editor.selection
+        if matches_at(editor.document.lines, message.query, start, end):
+            result = editor.replace(message.replacement, *sorted((start, end)))
+            editor.selection = Selection.cursor(result.end_location)
+        self._find(message.query, backward=False)
+
+    def action_goto_line(self) -> None:
+        editor = self.editor
+        self.push_screen(
+            GotoLineDialog(editor.document.line_count, editor.selection.end[0] + 1),
+            self._goto_chosen,
+        )
+
+    def _goto_chosen(self, line: int | None) -> None:
+        if line is None:
+            return
+        editor = self.editor
+        editor.move_cursor((line - 1, 0))
+        editor.scroll_cursor_visible(center=True)
+        editor.focus()
+
+    def action_toggle_wrap(self) -> None:
+        self.editor.soft_wrap = not self.editor.soft_wrap
+        self.status.message = "soft wrap on" if self.editor.soft_wrap else "soft wrap off"
+        self._session_changed()
+
+    def _editor_action(self, name: str) -> None:
+        editor = self.editor
+        editor.focus()
+        self.call_later(editor.run_action, name)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        select_all = partial(self._editor_action, "select_all")
+        commands = [
+            ("New file", "Start an empty, untitled text (ctrl+n)", self.action_new),
+            ("Open file", "Open a file from disk (ctrl+o)", self.action_open),
+            ("Save", "Write the file now (ctrl+s); it autosaves anyway", self.action_save),
+            ("Save as", "Write the text to another file and edit that (f12)", self.action_save_as),
+            ("Find", "Find text (ctrl+f)", self.action_find),
+            ("Find next", "Find the next match (f3)", self.action_find_next),
+            ("Find previous", "Find the previous match (shift+f3)", self.action_find_previous),
+            ("Replace", "Find and replace text (ctrl+r)", self.action_replace),
+            ("Undo", "Undo the last edit (ctrl+z)", partial(self._editor_action, "undo")),
+            ("Redo", "Redo the last undone edit (ctrl+y)", partial(self._editor_action, "redo")),
+            ("Select all", "Select the whole text (ctrl+a)", select_all),
+            ("Cut", "Cut the selection (ctrl+x)", partial(self._editor_action, "cut")),
+            ("Copy", "Copy the selection (ctrl+c)", partial(self._editor_action, "copy")),
+            ("Paste", "Paste (ctrl+v)", partial(self._editor_action, "paste")),
+            ("Go to line", "Move the cursor to a line (ctrl+g)", self.action_goto_line),
+            ("Toggle soft wrap", "Wrap long lines, or not (alt+z)", self.action_toggle_wrap),
+        ]
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+        for recent in self.session.recent:
+            if self.doc is None or recent != str(self.doc.path):
+                yield SystemCommand(
+                    f"Open recent: {Path(recent).name}",
+                    recent,
+                    partial(self.open_file, Path(recent)),
+                    discover=False,
+                )
+        yield from super().get_system_commands(screen)
+
+    # ------------------------------------------------------------------- exit
+
+    async def action_quit(self) -> None:
+        """Save and quit; ask first if some text could not be saved."""
+        if self._exiting:
+            return
+        if self.doc is None:
+            if self.editor.text:
+                self.push_screen(
+                    ChoiceDialog(
+                        "Quit",
+                        "This text has no file yet. Save it before quitting?",
+                        [
+                            ("save", "Save as"),
+                            ("quit", "Quit without saving"),
+                            ("cancel", "Cancel"),
+                        ],
+                        cancel="cancel",
+                    ),
+                    self._quit_answered,
+                )
+                return
+            self._finish_exit()
+            return
+        outcome = self.flush()
+        if outcome is not None and outcome.status is SaveStatus.CONFLICT:
+            self._ask_about_conflict()
+            return
+        if outcome is not None and outcome.status is SaveStatus.FAILED:
+            self.push_screen(
+                ChoiceDialog(
+                    "Quit",
+                    f"Your last edits could not be saved:\n{outcome.message}",
+                    [
+                        ("cancel", "Keep editing"),
+                        ("save", "Save as"),
+                        ("quit", "Quit and lose them"),
+                    ],
+                    cancel="cancel",
+                ),
+                self._quit_answered,
+            )
+            return
+        self._finish_exit()
+
+    def _quit_answered(self, choice: str | None) -> None:
+        if choice == "quit":
+            self._finish_exit()
+        elif choice == "save":
+            self.action_save_as()
+
+    def _finish_exit(self) -> None:
+        self._exiting = True
+        self.save_session_now()
+        if self._watcher is not None:
+            self._watcher.stop()
+        self.exit()
+
+    def _on_exit_signal(self, signum: int) -> None:
+        if self._exiting:
+            return
+        self._exiting = True
+        logger.info("signal %d: saving and exiting", signum)
+        self.run_worker(self._drain_and_exit(), name="signal-exit", exit_on_error=False)
+
+    async def _drain_and_exit(self) -> None:
+        """Let keys already typed reach the buffer, save everything, exit.
+
+        Keys typed just before the signal may still sit in the terminal's input
+        queue or in Textual's message queues. Wait (at most ``DRAIN_LIMIT``) until
+        the terminal has nothing unread and the buffer stopped changing, so that
+        "type, then SIGTERM at once" keeps every key.
+        """
+        try:
+            deadline = monotonic() + DRAIN_LIMIT
+            revision, quiet_polls = self.editor.revision, 0
+            while monotonic() < deadline and quiet_polls < 2:
+                await asyncio.sleep(0.02)
+                current = self.editor.revision
+                quiet = pending_input_bytes() == 0 and current == revision
+                quiet_polls = quiet_polls + 1 if quiet else 0
+                revision = current
+            self.save_everything()
+        finally:
+            if not self.is_headless:
+                exit_soon(3.0)
+            self._finish_exit()
+
+    def save_everything(self) -> None:
+        """Last save when exiting without a user; text its file cannot take is kept aside."""
+        outcome = self.flush()
+        text = self.editor.text
+        unsaved = (
+            (self.doc is None and bool(text))
+            or self._conflict_open
+            or (outcome is not None and outcome.status in (SaveStatus.CONFLICT, SaveStatus.FAILED))
+        )
+        if unsaved:
+            name = self.doc.path.name if self.doc is not None else "untitled.txt"
+            self.recovered = write_recovery(self.state_dir, name, text)
+        self.save_session_now()
+
+    @on(Worker.StateChanged)
+    def _worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            logger.error("worker %s failed: %r", event.worker.name, error, exc_info=error)
+            if event.worker.name == "autosave":
+                self._save_in_flight = False
+            elif event.worker.name in ("disk-check", "reload"):
+                self._check_in_flight = False
+            elif event.worker.name == "session":
+                self._session_in_flight = False
+            self.show_problem(f"internal error in {event.worker.name}: {error}")
+
+
+def make_app(
+    path: str | Path | None = None,
+    *,
+    state_dir: str | Path | None = None,
+    size_limit: int = SIZE_LIMIT,
+    watch: bool = True,
+    handle_signals: bool | None = None,
+    autosave: Debouncer | None = None,
+) -> HaNotepadApp:
+    """Build the editor for ``path`` (None: the session's file, or untitled).
+
+    ``state_dir`` defaults to ``$XDG_STATE_HOME/hanotepad``. Tests pass their own
+    and run the app with ``run_test()``; a slow ``autosave`` debouncer lets them
+    hold edits unsaved, ``watch=False`` hides changes on disk until a save.
+    """
+    return HaNotepadApp(
+        Path(path) if path is not None else None,
+        state_dir=Path(state_dir) if state_dir is not None else None,
+        size_limit=size_limit,
+        watch=watch,
+        handle_signals=handle_signals,
+        autosave=autosave,
+    )

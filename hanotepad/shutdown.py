@@ -1,0 +1,62 @@
+"""Helpers for leaving safely: unread terminal input, recovery copies, a last-resort exit."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import termios
+import threading
+import time
+from pathlib import Path
+
+from hanotepad.fileio import FileProblem, atomic_write
+
+logger = logging.getLogger(__name__)
+
+
+def pending_input_bytes(fd: int = 0) -> int:
+    """Bytes typed into the terminal that the app has not read yet (0 if unknown)."""
+    try:
+        raw = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
+def write_recovery(state_dir: Path, name: str, text: str, now: float | None = None) -> Path | None:
+    """Keep text that could not go to its file in ``<state_dir>/recovered/``.
+
+    Used when the editor must exit (a signal) while its file cannot take the text:
+    a conflict with a newer version on disk, an unwritable location, or an
+    untitled buffer. Returns the path written, or None if even that failed.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    stem, dot, suffix = (name or "untitled.txt").rpartition(".")
+    base = f"{stem}-{stamp}.{suffix}" if dot and stem else f"{name or 'untitled'}-{stamp}.txt"
+    directory = state_dir / "recovered"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / base
+        counter = 1
+        while path.exists():
+            counter += 1
+            path = directory / base.replace(stamp, f"{stamp}-{counter}", 1)
+        atomic_write(path, text.encode("utf-8"))
+    except (OSError, FileProblem) as error:
+        logger.error("could not write a recovery copy of %s: %s", name, error)
+        return None
+    logger.warning("kept unsaved text of %s in %s", name, path)
+    return path
+
+
+def exit_soon(seconds: float, code: int = 0) -> None:
+    """End the process after ``seconds`` even if shutting the UI down hangs.
+
+    After a SIGHUP the terminal is gone and restoring it can block or fail; the
+    text is already saved by then, so a hard exit loses nothing.
+    """
+    timer = threading.Timer(seconds, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
