@@ -223,9 +223,13 @@ class NodeService:
                 logger.warning("cannot read the store: %s", exc)
                 snap = None
             if snap is not None:
-                self._handle_requests(snap)
-                decision = decide(snap, self.name, self.clock())
-                self._execute(snap, decision)
+                try:
+                    self._handle_requests(snap)
+                    decision = decide(snap, self.name, self.clock())
+                    self._execute(snap, decision)
+                except Exception:  # a bad record or a bug costs one tick, never the node
+                    logger.exception("tick failed; deciding again shortly")
+                    decision = Decision(wake_at=self.clock() + 1.0)
                 if self.joining:
                     self.joining = False
                     self.renew_due = 0.0
