@@ -148,9 +148,7 @@ class HaNotepadApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.session, problem = self.session_store.load()
-        if problem:
-            self.show_problem(problem)
+        self.session, session_problem = self.session_store.load()
         self.editor.soft_wrap = self.session.soft_wrap
         self.editor.focus()
         if self._handle_signals or (self._handle_signals is None and not self.is_headless):
@@ -163,13 +161,15 @@ class HaNotepadApp(App[None]):
         if target is None:
             self._become_untitled()
             self.ready = True
-            return
-        # The first file is read here, not in a worker: keys typed while it loads
-        # wait in the message queue and land in the loaded text, not before it.
-        try:
-            self._file_loaded(FileLoaded(read_text_file(target, self.size_limit)))
-        except FileProblem as problem:
-            self._load_failed(LoadFailed(target, str(problem)))
+        else:
+            # The first file is read here, not in a worker: keys typed while it loads
+            # wait in the message queue and land in the loaded text, not before it.
+            try:
+                self._file_loaded(FileLoaded(read_text_file(target, self.size_limit)))
+            except FileProblem as problem:
+                self._load_failed(LoadFailed(target, str(problem)))
+        if session_problem:
+            self.show_problem(session_problem)
 
     # ---------------------------------------------------------------- loading
 
@@ -210,10 +210,10 @@ class HaNotepadApp(App[None]):
 
     @on(LoadFailed)
     def _load_failed(self, message: LoadFailed) -> None:
-        self.show_problem(message.problem)
         if not self.ready:
             self._become_untitled()
             self.ready = True
+        self.show_problem(message.problem)
 
     def _set_text(self, text: str, read_only: bool, size: int = 0) -> None:
         editor = self.editor
