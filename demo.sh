@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # HA Notepad: one command for the demo, the walkthrough and the tests.
-#   ./demo.sh         run the demo (creates .venv on its first run)
-#   ./demo.sh test    run the whole test suite
+#   ./demo.sh [--dir DIR]          the live demo: a 3-node cluster running HA Notepad, laid out
+#                                  in tmux with a narrator pane (creates .venv on its first run)
+#   ./demo.sh --auto [--dir DIR]   the same story without tmux or a keyboard; exit 1 on failure
+#   ./demo.sh stop [--dir DIR]     stop everything the demo started
+#   ./demo.sh reset [--dir DIR]    stop, then remove the demo cluster
+#   ./demo.sh test [PYTEST ARGS]   run the whole test suite
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 venv="$here/.venv"
+session="hanotepad-demo"
+nodes=(node1 node2 node3)
 
 bootstrap() {
     # Reuse the venv once its install has completed; a half-made venv is rebuilt.
@@ -19,27 +25,163 @@ bootstrap() {
     touch "$venv/.installed"
 }
 
-cmd="${1:-demo}"
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+
+die() { echo "demo.sh: $*" >&2; exit 2; }
+
+hac() { "$venv/bin/python" -m cluster "$@" --store "$store"; }
+
+# Stop what a previous demo in this directory started: the tmux session, then every node's
+# whole process tree (recorded pids, checked to still be ours), then anything left that names
+# the demo directory.
+stop_demo() {
+    if command -v tmux >/dev/null 2>&1 && tmux has-session -t "$session" 2>/dev/null; then
+        tmux kill-session -t "$session"
+    fi
+    [[ -d "$dir" ]] || return 0
+    "$venv/bin/python" - "$dir" <<'PY'
+import sys
+from pathlib import Path
+
+import psutil
+
+from cluster.processes import kill_tree, wait_gone
+
+root = Path(sys.argv[1]).resolve()
+pids = root / "pids"
+if pids.exists():
+    for line in pids.read_text().split():
+        try:
+            proc = psutil.Process(int(line))
+            if str(root) in " ".join(proc.cmdline()):
+                kill_tree(proc.pid)
+        except (ValueError, psutil.Error):
+            pass
+    pids.unlink()
+left = []
+for proc in psutil.process_iter(["cmdline"]):
+    try:
+        if proc.pid != psutil.Process().pid and any(
+                str(root) in part for part in proc.info["cmdline"] or []):
+            kill_tree(proc.pid)
+            left.append(proc)
+    except psutil.Error:
+        pass
+wait_gone(left, 5)
+PY
+}
+
+start_cluster() {
+    stop_demo
+    rm -rf "$store"
+    mkdir -p "$dir"
+    hac init --name demo >/dev/null
+    : > "$dir/pids"
+    for n in "${nodes[@]}"; do
+        hac node start "$n" --local-dir "$dir/$n" --detach | sed 's/^/  /'
+        "$venv/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1]))['value']['pid'])" \
+            "$store/status/nodes/$n.json" >> "$dir/pids"
+    done
+    hac notepad --wait 30 | sed 's/^/  /'
+}
+
+open_tmux() {
+    local py="$venv/bin/python" s="$store"
+    local narrator="$py -m cluster.demo --store '$s' --dir '$dir'"
+    local attach="$py -m cluster attach notepad --store '$s'"
+    local status="$py -m cluster status --watch --store '$s'"
+    if "$py" -c "import cluster.admin" 2>/dev/null; then
+        status="$py -m cluster admin --store '$s'"
+    fi
+    tmux new-session -d -s "$session" -x 220 -y 60 -n walkthrough "$narrator; bash"
+    tmux set-option -t "$session" remain-on-exit on >/dev/null
+    tmux split-window -t "$session:0.0" -h -p 62 "$attach; bash"
+    tmux split-window -t "$session:0.0" -v -p 50 "$status; bash"
+    tmux split-window -t "$session:0.2" -v -p 30 "tail -F '$dir/node1/node.log'"
+    tmux split-window -t "$session:0.3" -h -p 66 "tail -F '$dir/node2/node.log'"
+    tmux split-window -t "$session:0.4" -h -p 50 "tail -F '$dir/node3/node.log'"
+    tmux select-pane -t "$session:0.0" -T narrator
+    tmux select-pane -t "$session:0.0"
+    echo "demo.sh: tmux session '$session' is ready"
+    if [[ -t 1 && -z "${DEMO_NO_ATTACH:-}" ]]; then
+        if [[ -n "${TMUX:-}" ]]; then
+            tmux switch-client -t "$session"
+        else
+            tmux attach -t "$session"
+        fi
+    else
+        echo "  attach to it with: tmux attach -t $session"
+    fi
+}
+
+print_terminals() {
+    cat <<EOF
+tmux is not installed, so here are the panes as commands: run each in a terminal of its own.
+(Install tmux for the one-window walkthrough: sudo apt-get install tmux, or brew install tmux.)
+
+  narrator:  $venv/bin/python -m cluster.demo --store $store --dir $dir
+  attach:    $venv/bin/hacluster attach notepad --store $store
+  status:    $venv/bin/hacluster status --watch --store $store
+  node logs: tail -F $dir/node1/node.log   (and node2, node3)
+
+'./demo.sh stop' ends the demo.
+EOF
+}
+
+cmd="demo"
+dir="$here/demo-cluster"
+args=()
+while (($#)); do
+    case "$1" in
+        test|stop|reset) cmd="$1"; shift; [[ $cmd == test ]] && { args=("$@"); break; } ;;
+        --auto) cmd="auto"; shift ;;
+        --dir) [[ $# -ge 2 ]] || die "--dir needs a directory"; dir="$2"; shift 2 ;;
+        --dir=*) dir="${1#--dir=}"; shift ;;
+        -h|--help|help) usage; exit 0 ;;
+        *) die "unknown argument '$1'; try './demo.sh --help'" ;;
+    esac
+done
+if [[ $cmd != test ]]; then
+    mkdir -p "$dir" 2>/dev/null || die "cannot create the demo directory $dir"
+    dir="$(cd "$dir" && pwd)"
+fi
+store="$dir/store"
+
 case "$cmd" in
     test)
-        shift
         bootstrap
         export PATH="$venv/bin:$PATH"
         "$venv/bin/ruff" check --quiet .
-        exec "$venv/bin/python" -m pytest "$@"
+        exec "$venv/bin/python" -m pytest "${args[@]}"
+        ;;
+    stop)
+        bootstrap
+        stop_demo
+        echo "demo.sh: stopped"
+        ;;
+    reset)
+        bootstrap
+        stop_demo
+        rm -rf "$dir"
+        echo "demo.sh: removed $dir"
+        ;;
+    auto)
+        bootstrap
+        echo "demo.sh: starting a 3-node cluster in $dir"
+        start_cluster
+        code=0
+        "$venv/bin/python" -m cluster.demo --store "$store" --dir "$dir" --auto || code=$?
+        stop_demo
+        exit "$code"
         ;;
     demo)
         bootstrap
-        echo "The live demo is not built yet. Available now:"
-        echo "  ./demo.sh test                       run the test suite"
-        echo "  .venv/bin/hacluster --help           the cluster command line"
-        echo "  .venv/bin/hanotepad FILE             the editor"
-        ;;
-    -h|--help|help)
-        sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
-        ;;
-    *)
-        echo "demo.sh: unknown command '$cmd'; try './demo.sh --help'" >&2
-        exit 2
+        echo "demo.sh: starting a 3-node cluster in $dir"
+        start_cluster
+        if command -v tmux >/dev/null 2>&1; then
+            open_tmux
+        else
+            print_terminals
+        fi
         ;;
 esac

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import tomllib
 import uuid
@@ -490,6 +492,31 @@ def create_notepad(store: Store) -> bool:
         create_resource(store, spec)
     set_group_desired(store, NOTEPAD_GROUP, "online")
     return True
+
+
+def start_node_detached(store: Store, store_path: Path, name: str, local: Path,
+                        address: str = "127.0.0.1", timeout: float = 15.0) -> tuple[int, Path]:
+    """Start ``hacluster node start`` in the background, logging to ``<local>/node.log``, and
+    wait until it holds its lease; returns its pid and log path."""
+    local.mkdir(parents=True, exist_ok=True)
+    log_path = local / "node.log"
+    argv = [sys.executable, "-m", "cluster", "node", "start", name, "--store",
+            str(Path(store_path).absolute()), "--local-dir", str(local.absolute()),
+            "--address", address]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + timeout
+    with store.watch("status/nodes") as watch:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ApiError(f"node {name} exited at once (code {proc.returncode}); see "
+                               f"{log_path}", FAILED)
+            record = store.get(f"status/nodes/{name}")
+            if record and isinstance(record.value, dict) and record.value.get("pid") == proc.pid:
+                return proc.pid, log_path
+            watch.wait(0.1)
+    raise ApiError(f"node {name} did not join within {timeout:g} s; see {log_path}", FAILED)
 
 
 def default_local_dir(store: Store, node: str) -> Path:

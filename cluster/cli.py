@@ -10,9 +10,7 @@ import functools
 import json
 import logging
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -200,23 +198,8 @@ def node_start(store_path: str, name: str, local_dir: Path | None, address: str,
 
 
 def _start_detached(store: Any, store_path: str, name: str, local: Path, address: str) -> None:
-    local.mkdir(parents=True, exist_ok=True)
-    log_path = local / "node.log"
-    argv = [sys.executable, "-m", "cluster", "node", "start", name, "--store",
-            str(Path(store_path).absolute()), "--local-dir", str(local), "--address", address]
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            fail(f"node {name} exited at once (code {proc.returncode}); see {log_path}", 1)
-        record = store.get(f"status/nodes/{name}")
-        if record and isinstance(record.value, dict) and record.value.get("pid") == proc.pid:
-            click.echo(f"node {name} started (pid {proc.pid}); log: {log_path}")
-            return
-        time.sleep(0.05)  # polling the child's first lease, bounded by the deadline
-    fail(f"node {name} did not join within 15 s; see {log_path}", 1)
+    pid, log_path = api.start_node_detached(store, Path(store_path), name, local, address)
+    click.echo(f"node {name} started (pid {pid}); log: {log_path}")
 
 
 @node.command("stop")
