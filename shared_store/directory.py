@@ -482,20 +482,19 @@ def read_cluster_file(root: str) -> dict:
         is_dir = None
     except OSError as exc:
         raise store_error(exc, root, "open the store at") from exc
+    if is_dir is None:
+        raise StoreError(f"no cluster store at {root}; create one with "
+                         f"'hacluster init --store {root}'")
     if not is_dir:
-        what = "does not exist" if is_dir is None else "is not a directory"
-        raise StoreError(
-            f"no cluster store at {root} ({root} {what}); create one with "
-            f"'hacluster init --store {root}'"
-        )
+        raise StoreError(f"no cluster store at {root}: it is a file, not a directory; "
+                         f"give the store's directory, or create one elsewhere with "
+                         f"'hacluster init --store PATH'")
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise StoreError(
-            f"no cluster store at {root} (no {CLUSTER_FILE}); create one with "
-            f"'hacluster init --store {root}'"
-        ) from None
+        raise StoreError(f"no cluster store at {root}; create one with "
+                         f"'hacluster init --store {root}'") from None
     except OSError as exc:
         raise store_error(exc, path, "read") from exc
     try:

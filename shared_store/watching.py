@@ -91,8 +91,14 @@ class WatchHub:
         with self._lock:
             if self._closed:
                 raise StoreError("the store is closed; open it again with open_store()")
-            used = [self._use(path, recursive) for path, recursive in needs]
+            used: list[str] = []
             self._watches[watch] = used
+            try:
+                for path, recursive in needs:
+                    used.append(self._use(path, recursive))
+            except BaseException:
+                self.remove(watch)  # give back what was taken before the failure
+                raise
 
     def remove(self, watch: Watch) -> None:
         with self._lock:

@@ -219,6 +219,19 @@ def test_watch_reports_puts_and_deletes_under_prefix(store: Store) -> None:
     assert Change("spec/groups/a", "put") in seen
 
 
+def test_watch_whole_store_ignores_application_files(store: Store) -> None:
+    """The node service watches "": the editor's saves under data/ must not wake it."""
+    with store.watch("") as watch:
+        (store.data_dir / "notepad").mkdir(parents=True, exist_ok=True)
+        (store.data_dir / "notepad" / "notes.json").write_text("{}")
+        (store.checkpoints_dir / "app.json").write_text("{}")
+        store.put("spec/groups/g", 1)
+        store.append_event({"kind": "x"})
+        seen = collect(watch, {"spec/groups/g", "events/000000000001"})
+        seen += watch.wait(0.3)
+    assert {c.key for c in seen} == {"spec/groups/g", "events/000000000001"}
+
+
 def test_watch_times_out_empty(store: Store) -> None:
     with store.watch("status") as watch:
         started = time.monotonic()
