@@ -88,6 +88,28 @@ class ResourceType(ABC):
         """Extra status for the administrator (command, started_at, ...)."""
         return {}
 
+    @classmethod
+    def admin_panel(cls, spec: dict[str, Any], status: dict[str, Any]) -> list[tuple[str, str]]:
+        """Rows (label, value) for this type's page in ``hacluster admin`` (the extension
+        pages of Cluster Administrator). Called by the dashboard, never on a node, so it must
+        not block for long; an exception costs this section only.
+
+        ``spec``: the resource's spec record plus ``name``, with placeholders resolved for
+        the node that runs it. ``status``: its status record (``state``, ``pid``, ``details``
+        ...) plus ``observed_at`` (the dashboard's clock) and, for checkpointed paths,
+        ``checkpoints``: ``[{"path", "files", "bytes", "modified"}]`` held by the store.
+        Default: the properties.
+        """
+        def text(value: Any) -> str:
+            if isinstance(value, list | tuple):
+                return " ".join(str(v) for v in value) or "-"
+            if isinstance(value, dict):
+                return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+            return "-" if value is None or value == "" else str(value)
+
+        return [(str(key), text(value))
+                for key, value in (spec.get("properties") or {}).items()]
+
 
 # Helpers shared by the types' validate(): props arrive as TOML values or as strings from
 # `--prop KEY=VALUE`, so each accepts both shapes and says what it expected.

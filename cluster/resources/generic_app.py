@@ -384,3 +384,47 @@ class GenericApp(ResourceType):
             info["console_address"] = self.console.settings.address
             info["console_port"] = self.console.port
         return info
+
+    @classmethod
+    def admin_panel(cls, spec: dict[str, Any], status: dict[str, Any]) -> list[tuple[str, str]]:
+        """Command, pid, uptime and checkpoints (see ResourceType.admin_panel)."""
+        details = status.get("details") or {}
+        props = spec.get("properties") or {}
+        command = details.get("command") or props.get("command") or "-"
+        if isinstance(command, list | tuple):
+            command = shlex.join(str(a) for a in command)
+        online = status.get("state") == "online"
+        rows = [("command", str(command)),
+                ("pid", str(status.get("pid")) if online and status.get("pid") else "-")]
+        started = details.get("started_at")
+        if online and started:
+            try:
+                began: float | None = datetime.fromisoformat(started).timestamp()
+            except ValueError:
+                began = None
+            rows.append(("started", str(started)))
+            if began is not None:
+                total = max(0, int(float(status.get("observed_at") or 0) - began))
+                hours, rest = divmod(total, 3600)
+                rows.append(("uptime", (f"{hours}h " if hours else "")
+                             + f"{rest // 60:02d}m {rest % 60:02d}s"))
+        if details.get("exit"):
+            rows.append(("last exit", str(details["exit"])))
+        rows.append(("console", "yes (hacluster attach)" if props.get("console") else "no"))
+        paths = props.get("checkpoints") or []
+        if isinstance(paths, str):
+            paths = [p.strip() for p in paths.split(",") if p.strip()]
+        copies = {c.get("path"): c for c in status.get("checkpoints") or []}
+        for path in paths:
+            copy = copies.get(path)
+            if copy is None or not copy.get("files"):
+                rows.append(("checkpoint", f"{path}: nothing saved yet"))
+                continue
+            when = copy.get("modified")
+            saved = (datetime.fromtimestamp(when, UTC).strftime("%H:%M:%S")
+                     if isinstance(when, int | float) else "?")
+            rows.append(("checkpoint", f"{path}: {copy['files']} file(s), {copy['bytes']} "
+                         f"bytes, saved {saved} UTC"))
+        if not paths:
+            rows.append(("checkpoints", "none"))
+        return rows

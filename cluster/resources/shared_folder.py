@@ -83,3 +83,27 @@ class SharedFolder(ResourceType):
 
     def details(self) -> dict[str, Any]:
         return {"path": self.props["path"]}
+
+    @classmethod
+    def admin_panel(cls, spec: dict[str, Any], status: dict[str, Any]) -> list[tuple[str, str]]:
+        """The folder and its documents: size and last change of the newest few (the
+        notepad's file), read from the shared store's data directory."""
+        from datetime import UTC, datetime
+
+        path = Path(str((spec.get("properties") or {}).get("path") or ""))
+        rows = [("path", str(path))]
+        try:
+            entries = [e for e in os.scandir(path) if not e.name.startswith(".")
+                       and e.is_file(follow_symlinks=False)]
+            files = sorted(((e.name, e.stat()) for e in entries),
+                           key=lambda item: item[1].st_mtime, reverse=True)
+        except FileNotFoundError:
+            return [*rows, ("folder", "missing: it is created when the folder comes online "
+                            "with create=true, or by hand")]
+        except OSError as exc:
+            return [*rows, ("folder", f"cannot read it: {exc.strerror}")]
+        rows.append(("files", str(len(files))))
+        for name, info in files[:5]:
+            changed = datetime.fromtimestamp(info.st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            rows.append((name, f"{info.st_size} bytes, last change {changed} UTC"))
+        return rows
