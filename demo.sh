@@ -59,9 +59,11 @@ if pids.exists():
             pass
     pids.unlink()
 left = []
+me = psutil.Process()
+spared = {me.pid, *(p.pid for p in me.parents())}  # this script and whoever runs it
 for proc in psutil.process_iter(["cmdline"]):
     try:
-        if proc.pid != psutil.Process().pid and any(
+        if proc.pid not in spared and any(
                 str(root) in part for part in proc.info["cmdline"] or []):
             kill_tree(proc.pid)
             left.append(proc)

@@ -187,28 +187,58 @@ def _flush(zc: Zeroconf, what: str) -> None:
     _run(zc, _pass(), what)
 
 
-def register_service(zc: Zeroconf, info: ServiceInfo) -> None:
-    """Announce without probing; return once the first announcement is sent (the two repeats
-    follow over ~0.45 s in the background)."""
-    _run(zc, zc.async_register_service(info, cooperating_responders=True), f"announce {info.name}")
-    _flush(zc, f"announce {info.name}")
+class Registration:
+    """One service this process announces, announced and withdrawn without waiting.
 
+    Registering starts ~0.45 s of repeated announcements in the background; an update or a
+    withdrawal cancels the repeats still due, or a quick online-offline would announce the
+    service again after its goodbye and browsers would see a ghost.
+    """
 
-def update_service(zc: Zeroconf, info: ServiceInfo) -> None:
-    """Publish changed records of a registered service (cache-flush: browsers replace them)."""
-    _run(zc, zc.async_update_service(info), f"update {info.name}")
-    _flush(zc, f"update {info.name}")
+    def __init__(self, zc: Zeroconf, info: ServiceInfo) -> None:
+        self.zc = zc
+        self.info = info
+        self._repeats: asyncio.Future[Any] | None = None
 
+    @property
+    def active(self) -> bool:
+        """True while this instance answers for the service (its registry holds this info)."""
+        return not self.zc.done and self.zc.registry.async_get_info_name(self.info.key) is \
+            self.info
 
-def unregister_service(zc: Zeroconf, info: ServiceInfo) -> None:
-    """Withdraw with goodbye packets; return once the first goodbye is sent."""
-    _run(zc, zc.async_unregister_service(info), f"withdraw {info.name}")
-    _flush(zc, f"withdraw {info.name}")
+    async def _register(self) -> asyncio.Future[Any]:
+        return await self.zc.async_register_service(self.info, cooperating_responders=True)
 
+    async def _update(self, info: ServiceInfo) -> asyncio.Future[Any]:
+        if self._repeats is not None:
+            self._repeats.cancel()
+        return await self.zc.async_update_service(info)
 
-def is_registered(zc: Zeroconf, info: ServiceInfo) -> bool:
-    """True while this instance answers for `info` (the registry holds this very object)."""
-    return not zc.done and zc.registry.async_get_info_name(info.key) is info
+    async def _withdraw(self) -> None:
+        if self._repeats is not None:
+            self._repeats.cancel()
+            self._repeats = None
+        if self.active:
+            await self.zc.async_unregister_service(self.info)
+
+    def register(self) -> None:
+        """Announce without probing; return once the first announcement is sent."""
+        what = f"announce {self.info.name}"
+        self._repeats = _run(self.zc, self._register(), what)
+        _flush(self.zc, what)
+
+    def update(self, info: ServiceInfo) -> None:
+        """Replace the records (cache-flush: browsers replace theirs); same name, new data."""
+        what = f"update {info.name}"
+        self._repeats = _run(self.zc, self._update(info), what)
+        self.info = info
+        _flush(self.zc, what)
+
+    def withdraw(self) -> None:
+        """Goodbye packets; return once the first is sent. A no-op when not registered."""
+        what = f"withdraw {self.info.name}"
+        _run(self.zc, self._withdraw(), what)
+        _flush(self.zc, what)
 
 
 # -- Records -------------------------------------------------------------------------------------
@@ -472,16 +502,17 @@ class NodeAnnouncer:
             NODE_SERVICE_TYPE, f"{label(node)}.{label(cluster)}.{NODE_SERVICE_TYPE}",
             addresses=[socket.inet_aton(announced)], port=port, properties=props,
             server=f"{label(node)}-{label(cluster)}.local.")
-        self._zc: Zeroconf | None = None
+        self._registration: Registration | None = None
         self._watcher: ServiceWatcher | None = None
 
     def start(self) -> None:
         """Announce (no probe: about a millisecond) and start watching for peers."""
-        if self._zc is not None:
+        if self._registration is not None:
             return
         zc = shared_zeroconf(self.interface)
-        register_service(zc, self.info)
-        self._zc = zc
+        registration = Registration(zc, self.info)
+        registration.register()
+        self._registration = registration
         self._watcher = ServiceWatcher(zc, NODE_SERVICE_TYPE, node_record).start()
         logger.info("announced node %s of cluster %s on %s", self.node, self.cluster,
                     self.address)
@@ -502,14 +533,14 @@ class NodeAnnouncer:
 
     def close(self) -> None:
         """Withdraw with goodbye packets; idempotent, never raises (it runs at stop)."""
-        zc, self._zc = self._zc, None
+        registration, self._registration = self._registration, None
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.close()
-        if zc is None:
+        if registration is None:
             return
         try:
-            unregister_service(zc, self.info)
+            registration.withdraw()
         except DiscoveryError as exc:
             logger.warning("withdrawing node %s: %s", self.node, exc)
 

@@ -58,11 +58,12 @@ class Demo:
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
     def wait_online(self, timeout: float, owner: str | None = None,
-                    not_pid: int | None = None) -> dict[str, Any]:
+                    not_pid: int | None = None, not_owner: str | None = None) -> dict[str, Any]:
         def ready(status: dict[str, Any]) -> bool:
             g = api.group_entry(status, GROUP)
             app = next((r for r in g.get("resources", []) if r["name"] == APP), {})
             return (g.get("state") == "online" and (owner is None or g.get("owner") == owner)
+                    and g.get("owner") != not_owner
                     and app.get("pid") not in (None, not_pid))
         try:
             return dict(api.group_entry(api.wait_for(self.store, ready, timeout,
@@ -167,7 +168,7 @@ def step_crash(demo: Demo) -> list[str]:
     victim = demo.owner()
     demo.crashed = victim
     elapsed = demo.timed("failover", lambda: api.kill_node(demo.store, victim),
-                         lambda: demo.wait_online(30, not_pid=None))
+                         lambda: demo.wait_online(30, not_owner=victim))
     new_owner = demo.owner()
     if new_owner == victim:
         raise StepFailed(f"{GROUP} is still on the crashed node {victim}")
@@ -195,10 +196,8 @@ def step_comeback(demo: Demo) -> list[str]:
 def step_pause(demo: Demo) -> list[str]:
     owner = demo.owner()
     elapsed = demo.timed("drain", lambda: api.set_node_paused(demo.store, owner, True),
-                         lambda: demo.wait_online(20, not_pid=None))
-    _wait(lambda: demo.owner() != owner, 20, f"{GROUP} to leave {owner}")
+                         lambda: demo.wait_online(20, not_owner=owner))
     new_owner = demo.owner()
-    demo.wait_online(20, owner=new_owner)
     api.set_node_paused(demo.store, owner, False)
     return [f"paused {owner}: {GROUP} drained to {new_owner} in {elapsed:.2f} s; {owner} "
             "resumed and may host groups again", demo.check_text()]

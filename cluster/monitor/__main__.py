@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     console = None
     if args.secret_file is not None:
         try:
-            secret = args.secret_file.read_bytes().strip()
+            secret = args.secret_file.read_bytes()  # exactly what store.secret() gave
         except OSError as exc:
             logger.error("cannot read the cluster secret (%s): consoles are disabled", exc)
         else:

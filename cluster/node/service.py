@@ -94,6 +94,7 @@ class NodeService:
         self._inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self.local: dict[str, LocalResource] = {}
         self._stop_requested: set[str] = set()  # offline/terminate asked: an exit is no failure
+        self._fail_requested: set[str] = set()  # "resource fail": the stop counts as a failure
         self._checkpoints: dict[str, list[CheckpointSync]] = {}
         self._owned: dict[str, int] = {}  # group -> owner_epoch this node holds it with
         self._problems_seen: set[str] = set()
@@ -463,10 +464,14 @@ class NodeService:
             return
         now = self.clock()
         requested = name in self._stop_requested
-        if state == ResourceState.FAILED and requested:
-            state = ResourceState.OFFLINE  # we asked it to stop: its end is no failure
         pid = event.get("pid")
         error = event.get("error")
+        if state == ResourceState.FAILED and requested:
+            state = ResourceState.OFFLINE  # we asked it to stop: its end is no failure
+        if name in self._fail_requested and state in (ResourceState.OFFLINE,
+                                                      ResourceState.FAILED):
+            self._fail_requested.discard(name)
+            state, error = ResourceState.FAILED, "simulated failure (hacluster resource fail)"
         self.local[name] = LocalResource(name, state, pid=pid, error=error, since=now)
         if state in (ResourceState.OFFLINE, ResourceState.FAILED):
             self._stop_requested.discard(name)
@@ -555,6 +560,7 @@ class NodeService:
             if value.get("op") == "fail" and self.monitor is not None:
                 loc = self.local.get(spec.name)
                 if loc is not None and loc.state in RUNNING:
+                    self._fail_requested.add(spec.name)
                     self.monitor.terminate(spec.name)
                     self._event("resource-fail-requested",
                                 f"simulated failure of {spec.name} on {self.name}",

@@ -23,21 +23,20 @@ import re
 import socket
 from typing import Any
 
-from zeroconf import ServiceInfo, Zeroconf
+from zeroconf import ServiceInfo
 
 from cluster.discovery import (
+    ALL_INTERFACES,
     DEFAULT_INTERFACE,
     NETWORK_NAME_SERVICE_TYPE,
     DiscoveryError,
-    is_registered,
+    Registration,
     network_name_instance,
     query_responders,
-    register_service,
+    resolve_interface,
     resolve_network_name,
     shared_zeroconf,
     txt_properties,
-    unregister_service,
-    update_service,
 )
 from cluster.resources.base import ResourceContext, ResourceType, check_known, require
 
@@ -99,9 +98,8 @@ class NetworkName(ResourceType):
     def __init__(self, name: str, props: dict[str, Any], ctx: ResourceContext) -> None:
         super().__init__(name, props, ctx)
         self.interface = ctx.env.get(ADDRESS_ENV) or DEFAULT_INTERFACE
-        self.address = self.props.get("address") or self.interface
-        self._zc: Zeroconf | None = None
-        self._info: ServiceInfo | None = None
+        self.address: str = self.props.get("address") or self.interface
+        self._registration: Registration | None = None
 
     @property
     def network_name(self) -> str:
@@ -115,31 +113,34 @@ class NetworkName(ResourceType):
         props = txt_properties({"node": self.ctx.node, "name": self.network_name,
                                 "address": self.address, "group": self.props.get("group"),
                                 "cluster": self.ctx.env.get(CLUSTER_ENV)})
-        try:
-            packed = socket.inet_aton(self.address)
-        except OSError:
-            raise RuntimeError(f"network name {self.network_name}: {self.address!r} is not an "
-                               "IPv4 address; set the node's --address") from None
-        return ServiceInfo(NETWORK_NAME_SERVICE_TYPE, self.instance, addresses=[packed],
+        return ServiceInfo(NETWORK_NAME_SERVICE_TYPE, self.instance,
+                           addresses=[socket.inet_aton(self.address)],
                            port=port, properties=props, server=f"{self.network_name}.local.")
 
     def online(self) -> None:
-        if self._info is not None and self._zc is not None and is_registered(self._zc,
-                                                                              self._info):
+        if self.looks_alive():
             return
         try:
             zc = shared_zeroconf(self.interface)
         except DiscoveryError as exc:
             raise RuntimeError(f"network name {self.network_name}: {exc}") from None
+        if "address" not in self.props:
+            node_address = resolve_interface(self.interface)  # valid: zeroconf runs on it
+            if node_address == ALL_INTERFACES:
+                raise RuntimeError(f"network name {self.network_name}: the node's address "
+                                   f"{self.interface} is a wildcard; give the node an address "
+                                   "(--address HOST) or set property address")
+            self.address = node_address
         info = self._build_info(self.props["port"])
         if zc.registry.async_get_info_name(info.key) is not None:
             raise RuntimeError(f"network name {self.network_name} is already registered on this "
                                "node by another resource; give each network-name its own name")
+        registration = Registration(zc, info)
         try:
-            register_service(zc, info)
+            registration.register()
         except DiscoveryError as exc:
             raise RuntimeError(f"network name {self.network_name}: {exc}") from None
-        self._zc, self._info = zc, info
+        self._registration = registration
         logger.info("network name %s online at %s on %s", self.network_name, self.address,
                     self.ctx.node)
 
@@ -147,18 +148,15 @@ class NetworkName(ResourceType):
         """Publish the port clients should use once it is known (browsers see an update)."""
         port = _port(port)
         self.props["port"] = port
-        if self._zc is None or self._info is None or not is_registered(self._zc, self._info):
+        if self._registration is None or not self._registration.active:
             return
-        info = self._build_info(port)
-        update_service(self._zc, info)
-        self._info = info
+        self._registration.update(self._build_info(port))
 
     def _withdraw(self) -> None:
-        zc, info = self._zc, self._info
-        self._zc = self._info = None
-        if zc is None or info is None or not is_registered(zc, info):
+        registration, self._registration = self._registration, None
+        if registration is None:
             return
-        unregister_service(zc, info)
+        registration.withdraw()
         logger.info("network name %s offline on %s", self.network_name, self.ctx.node)
 
     def offline(self) -> None:
@@ -176,8 +174,7 @@ class NetworkName(ResourceType):
             logger.warning("network name %s: withdrawing failed: %s", self.network_name, exc)
 
     def looks_alive(self) -> bool:
-        return self._zc is not None and self._info is not None and is_registered(self._zc,
-                                                                                  self._info)
+        return self._registration is not None and self._registration.active
 
     def is_alive(self) -> bool:
         """The registration answers a query sent over the network (not from a cache)."""
