@@ -75,6 +75,19 @@ def split_names(_ctx: Any, _param: Any, value: str | None) -> tuple[str, ...]:
 class OneLineErrors(click.Group):
     """Usage errors as one line that says what to do, with exit code 2."""
 
+    LAZY = {"discover": ("cluster.discovery", "discover_command")}  # zeroconf loads on use
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            import importlib
+
+            module, attr = self.LAZY[cmd_name]
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, cmd_name)
+
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
         try:
@@ -448,6 +461,16 @@ def notepad(store_path: str, wait: float | None) -> None:
                "bringing it online")
     _wait_group(store, api.NOTEPAD_GROUP, wait, lambda g: g.get("state") == "online",
                 "notepad to come online")
+
+
+@main.command()
+@store_option
+@handle_errors
+def admin(store_path: str) -> None:
+    """The Cluster Administrator: a live dashboard of nodes, groups, resources and events."""
+    from cluster.admin import run_admin
+
+    run_admin(open_store(store_path))
 
 
 # --- apply ----------------------------------------------------------------------------------

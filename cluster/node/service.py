@@ -26,6 +26,7 @@ from typing import Any
 
 from cluster import events
 from cluster.checkpoints import CheckpointSync
+from cluster.discovery import NodeAnnouncer
 from cluster.model import (
     Failover,
     GroupState,
@@ -109,6 +110,7 @@ class NodeService:
         self.local_dir.mkdir(parents=True, exist_ok=True)
         self._join()
         self.monitor = self._start_monitor()
+        announcer = self._announce()
         watch = self.store.watch("")
         watcher = threading.Thread(target=self._watch_loop, args=(watch,), daemon=True,
                                    name="store-watch")
@@ -120,6 +122,8 @@ class NodeService:
                 self._tick()
         finally:
             watch.close()
+            if announcer is not None:
+                announcer.close()
             self._shutdown()
         return self.exit_code
 
@@ -153,6 +157,16 @@ class NodeService:
         self._lease_renewed(started)
         logger.info("joined cluster %s as %s (epoch %d)", self.store.name, self.name,
                     self.lease.epoch)
+
+    def _announce(self) -> NodeAnnouncer | None:
+        """Zeroconf presence, for discovery only: liveness is the lease, never this."""
+        try:
+            announcer = NodeAnnouncer(self.store.name, self.name, self.store.url, self.address)
+            announcer.start()
+            return announcer
+        except Exception as exc:  # discovery is a convenience: never a reason not to run
+            logger.warning("cannot announce %s over zeroconf: %s", self.name, exc)
+            return None
 
     def _lease_extra(self) -> dict[str, Any]:
         return {"address": self.address, "pid": os.getpid(), "joining": self.joining,
