@@ -65,6 +65,7 @@ from shared_store import (
 logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 30.0
+SHARED = "shared"  # the monitor that hosts every resource without a monitor of its own
 
 
 class NodeAlreadyRunning(Exception):
@@ -99,7 +100,10 @@ class NodeService:
         self._checkpoints: dict[str, list[CheckpointSync]] = {}
         self._owned: dict[str, int] = {}  # group -> owner_epoch this node holds it with
         self._problems_seen: set[str] = set()
-        self.monitor: MonitorClient | None = None
+        # Resource monitors by name: SHARED hosts most resources; a resource with
+        # separate_monitor = true gets one of its own, named after it (MSCS).
+        self.monitors: dict[str, MonitorClient] = {}
+        self._hosted_by: dict[str, str] = {}  # resource -> monitor name
         self.last_sentence = ""
         self.placeholders = {"data": str(store.data_dir), "local": str(self.local_dir),
                              "node": name}
@@ -109,7 +113,7 @@ class NodeService:
     def run(self) -> int:
         self.local_dir.mkdir(parents=True, exist_ok=True)
         self._join()
-        self.monitor = self._start_monitor()
+        self.monitors[SHARED] = self._start_monitor(SHARED)
         announcer = self._announce()
         watch = self.store.watch("")
         watcher = threading.Thread(target=self._watch_loop, args=(watch,), daemon=True,
@@ -176,19 +180,21 @@ class NodeService:
     def _lease_renewed(self, started_mono: float) -> None:
         self.fence_deadline = started_mono + self.ttl - self.fence_margin
         self.renew_due = started_mono + self.renew_interval
-        if self.monitor is not None:
-            # The monitor fences on its own if the service freezes (SIGSTOP) past the deadline.
-            self.monitor.send({"op": "lease", "valid_for": self.ttl - self.fence_margin})
+        for monitor in self.monitors.values():
+            # A monitor fences on its own if the service freezes (SIGSTOP) past the deadline.
+            monitor.lease(self.ttl - self.fence_margin)
 
-    def _start_monitor(self) -> MonitorClient:
-        log = open(self.local_dir / "monitor.log", "ab")  # noqa: SIM115 - held by the monitor
+    def _start_monitor(self, key: str) -> MonitorClient:
+        log_name = "monitor.log" if key == SHARED else f"monitor-{key}.log"
+        log = open(self.local_dir / log_name, "ab")  # noqa: SIM115 - held by the monitor
         secret_file = self.local_dir / ".console-secret"
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(self.store.secret())
         client = MonitorClient(
             node=self.name, local_dir=self.local_dir, data_dir=self.store.data_dir,
-            on_event=self._on_monitor_event, on_exit=self._on_monitor_exit, stderr=log,
+            on_event=self._on_monitor_event,
+            on_exit=lambda code: self._on_monitor_exit(key, code), stderr=log,
             address=self.address, secret_file=secret_file)
         log.close()
         client.send({"op": "lease", "valid_for": self.ttl - self.fence_margin})
@@ -211,8 +217,8 @@ class NodeService:
             for sync in syncs:
                 sync.stop()
         self._checkpoints.clear()
-        if self.monitor is not None:
-            self.monitor.shutdown(timeout=10.0)
+        for monitor in self.monitors.values():
+            monitor.shutdown(timeout=10.0)
         if self.lease is not None and self.stopping:
             try:
                 release_lease(self.store, self.lease, extra={"pid": None, "stopping": False})
@@ -298,9 +304,10 @@ class NodeService:
 
     def _terminate_all(self, reason: str) -> None:
         for name, loc in list(self.local.items()):
-            if loc.state in RUNNING and self.monitor is not None:
+            monitor = self._monitor_of(name)
+            if loc.state in RUNNING and monitor is not None:
                 self._stop_requested.add(name)
-                self.monitor.terminate(name)
+                monitor.terminate(name)
                 self.local[name] = replace(loc, state=ResourceState.OFFLINE_PENDING)
         logger.info("terminated every resource: %s", reason)
 
@@ -403,8 +410,15 @@ class NodeService:
             self._write_resource(res.name, group, owner_epoch, state=ResourceState.OFFLINE.value,
                                  pid=None, failures=[], node=self.name)
 
+    def _monitor_of(self, resource: str) -> MonitorClient | None:
+        return self.monitors.get(self._hosted_by.get(resource, SHARED))
+
     def _bring_online(self, snap: Snapshot, res: ResourceSpec, action: BringOnline) -> None:
-        assert self.monitor is not None
+        key = res.name if res.policy.separate_monitor else SHARED
+        if key not in self.monitors:
+            self.monitors[key] = self._start_monitor(key)
+        monitor = self.monitors[key]
+        self._hosted_by[res.name] = key
         props = resolve(dict(res.properties), self.placeholders)
         syncs = [CheckpointSync(Path(p), self._checkpoint_store_path(res.name, p))
                  for p in checkpoint_paths(props)]
@@ -417,7 +431,7 @@ class NodeService:
         network_name = next((str(r.properties.get("name")) for r in snap.group_resources(res.group)
                              if r.type == "network-name" and r.properties.get("name")), None)
         env = app_environment(self.placeholders, self.address, network_name)
-        self.monitor.online(res.name, res.type, props, env,
+        monitor.online(res.name, res.type, props, env,
                             {"pending_timeout": res.policy.pending_timeout,
                              "looks_alive_interval": res.policy.looks_alive_interval,
                              "is_alive_interval": res.policy.is_alive_interval})
@@ -429,15 +443,17 @@ class NodeService:
         return self.store.checkpoints_dir / resource / Path(local_path).name
 
     def _stop(self, resource: str, graceful: bool) -> None:
-        assert self.monitor is not None
+        monitor = self._monitor_of(resource)
         self._stop_requested.add(resource)
         loc = self.local.get(resource)
         if loc is not None:
             self.local[resource] = replace(loc, state=ResourceState.OFFLINE_PENDING)
+        if monitor is None:
+            return
         if graceful:
-            self.monitor.offline(resource)
+            monitor.offline(resource)
         else:
-            self.monitor.terminate(resource)
+            monitor.terminate(resource)
 
     # --- monitor reports -------------------------------------------------------------------
 
@@ -445,8 +461,8 @@ class NodeService:
         self._inbox.put(event)
         self._wake.set()
 
-    def _on_monitor_exit(self, returncode: int | None) -> None:
-        self._inbox.put({"event": "monitor-exit", "returncode": returncode})
+    def _on_monitor_exit(self, key: str, returncode: int | None) -> None:
+        self._inbox.put({"event": "monitor-exit", "monitor": key, "returncode": returncode})
         self._wake.set()
 
     def _drain_inbox(self) -> None:
@@ -463,7 +479,7 @@ class NodeService:
     def _handle_monitor_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "monitor-exit":
-            self._monitor_died(event.get("returncode"))
+            self._monitor_died(str(event.get("monitor")), event.get("returncode"))
             return
         if kind == "error":
             logger.warning("monitor: %s", event.get("message"))
@@ -538,20 +554,23 @@ class NodeService:
 
         self.store.update(f"status/resources/{name}", update)
 
-    def _monitor_died(self, returncode: int | None) -> None:
+    def _monitor_died(self, key: str, returncode: int | None) -> None:
         """MSCS: the service kills what a dead monitor hosted, marks it failed, starts anew."""
-        assert self.monitor is not None
-        pgids = self.monitor.hosted_pgids()
-        logger.error("resource monitor exited (code %s): killing %d hosted process group(s)",
-                     returncode, len(pgids))
+        dead = self.monitors.pop(key, None)
+        if dead is None or self._done:
+            return
+        pgids = dead.hosted_pgids()
+        logger.error("resource monitor %s exited (code %s): killing %d hosted process group(s)",
+                     key, returncode, len(pgids))
         for pgid in pgids.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
         self._event("monitor-died", f"the resource monitor of {self.name} died; "
                     "its resources are treated as failed")
-        self.monitor = self._start_monitor()
+        if key == SHARED:
+            self.monitors[SHARED] = self._start_monitor(SHARED)
         for name, loc in list(self.local.items()):
-            if loc.state in RUNNING:
+            if loc.state in RUNNING and self._hosted_by.get(name, SHARED) == key:
                 self._handle_monitor_event({"event": "state", "resource": name,
                                             "state": ResourceState.FAILED.value, "pid": None,
                                             "error": "its resource monitor died"})
@@ -571,11 +590,12 @@ class NodeService:
                 self.store.delete(record.key, expect_version=record.version)
             except (Conflict, StoreError):
                 continue
-            if value.get("op") == "fail" and self.monitor is not None:
+            monitor = self._monitor_of(spec.name)
+            if value.get("op") == "fail" and monitor is not None:
                 loc = self.local.get(spec.name)
                 if loc is not None and loc.state in RUNNING:
                     self._fail_requested.add(spec.name)
-                    self.monitor.terminate(spec.name)
+                    monitor.terminate(spec.name)
                     self._event("resource-fail-requested",
                                 f"simulated failure of {spec.name} on {self.name}",
                                 resource=spec.name, group=spec.group)

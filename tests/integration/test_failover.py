@@ -169,3 +169,24 @@ def test_sigstopped_node_fences_itself_and_spares_the_new_owner(cluster: Cluster
     assert cluster.app_pids() == [new_pid]
     assert cluster.group("g")["owner"] == "node2"
     cluster.assert_never_two()
+
+
+def test_separate_monitor_isolates_a_resource(cluster: Cluster) -> None:
+    cluster.start_nodes("node1", "node2")
+    cluster.create_app_group(preferred="node1,node2")
+    hacluster(cluster.store, "resource", "create", "g-other", "--group", "g", "--type",
+              "generic-app", "--prop", "command=sleep 100001", "--separate-monitor")
+    group = cluster.wait_online("g", owner="node1")
+    pids = {r["name"]: r["pid"] for r in group["resources"]}
+    service = psutil.Process(cluster.nodes["node1"].pid)
+    monitors = [p for p in service.children() if "cluster.monitor" in " ".join(p.cmdline())]
+    assert len(monitors) == 2
+    own = next(m for m in monitors if pids["g-other"] in [c.pid for c in m.children()])
+    own.kill()
+    # Only the resource of the dead monitor fails and restarts; the shared monitor's app lives on.
+    group = cluster.wait_group("g", lambda g: all(r["state"] == "online" for r in g["resources"])
+                               and {r["name"]: r["pid"] for r in g["resources"]}["g-other"]
+                               not in (None, pids["g-other"]))
+    assert {r["name"]: r["pid"] for r in group["resources"]}["g-app"] == pids["g-app"]
+    assert group["owner"] == "node1"
+    cluster.assert_never_two()
