@@ -1,0 +1,436 @@
+"""``hacluster admin``: the Cluster Administrator in the terminal.
+
+A thin layer over ``cluster.api``: a worker thread follows the store (``mirror.Follower``) and
+posts what changed; the widgets draw it; every action is the same ``cluster.api`` call the CLI
+makes, run in a worker, confirmed by a dialog where it disrupts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static, Tree
+
+from cluster import api
+from cluster.admin.dialogs import BEST, ConfirmDialog, MoveDialog
+from cluster.admin.messages import ActionDone, EventsArrived, StoreHealth, ViewChanged
+from cluster.admin.mirror import EVENT_MEMORY, ClusterView, Follower
+from cluster.admin.model import Item, detail_for, event_matches, parse_filter
+from cluster.admin.screens import TimelineScreen
+from cluster.admin.timeline import Timeline, build_timelines
+from cluster.admin.widgets import ClusterTree, DetailPanel, EventLog
+from shared_store import Store, StoreError
+
+logger = logging.getLogger(__name__)
+
+MAX_TIMELINES = 20
+STOP_WAIT = 30.0  # as `hacluster node stop`
+
+# Which selected item each action applies to (a resource's group for group actions).
+ACTION_KINDS: dict[str, frozenset[str]] = {
+    "move": frozenset({"group", "resource"}),
+    "online": frozenset({"group", "resource"}),
+    "offline": frozenset({"group", "resource"}),
+    "fail": frozenset({"resource"}),
+    "pause": frozenset({"node"}),
+    "resume": frozenset({"node"}),
+    "stop_node": frozenset({"node"}),
+    "crash": frozenset({"node"}),
+}
+
+
+def _then(call: Callable[[], object], text: str) -> Callable[[], str]:
+    """An action for ``run_api``: make the API call, then say what the CLI would say."""
+    def run() -> str:
+        call()
+        return text
+
+    return run
+
+
+class AdminApp(App[None]):
+    CSS_PATH = "admin.tcss"
+    TITLE = "hacluster admin"
+    BINDINGS = [
+        Binding("m", "move", "Move"),
+        Binding("o", "online", "Online"),
+        Binding("x", "offline", "Offline"),
+        Binding("i", "fail", "Fail"),
+        Binding("p", "pause", "Pause"),
+        Binding("u", "resume", "Resume"),
+        Binding("s", "stop_node", "Stop"),
+        Binding("k", "crash", "Crash"),
+        Binding("t", "timeline", "Timeline"),
+        Binding("f", "filter_selected", "Filter log"),
+        Binding("slash", "filter", "Filter…", show=False),
+        Binding("escape", "focus_tree", "Tree", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.store = store
+        self.clock = clock
+        self.view: ClusterView | None = None
+        self.events: deque[dict[str, Any]] = deque(maxlen=EVENT_MEMORY)
+        self.selected = Item("cluster", store.name)
+        self.filter_fields: dict[str, str] = {}
+        self.unreachable: str | None = None
+        self.follower = Follower(
+            store, on_view=lambda view: self.post_message(ViewChanged(view)),
+            on_events=lambda events: self.post_message(EventsArrived(events)),
+            on_health=lambda problem: self.post_message(StoreHealth(problem)), clock=clock)
+
+    # --- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static("", id="banner")
+        with Horizontal(id="main"):
+            yield ClusterTree(id="tree")
+            yield DetailPanel(id="detail")
+        with Vertical(id="log-pane"):
+            yield Input(placeholder="filter the event log: a name, or node:NAME group:NAME "
+                        "resource:NAME, then enter (empty: everything)", id="filter")
+            yield EventLog(id="events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"cluster {self.store.name}"
+        self.query_one(ClusterTree).focus()
+        # Once a second, only while something on screen grows with time (an app's uptime, an
+        # unfinished failover's open bar); paused otherwise, so an idle dashboard sleeps.
+        self._ticker = self.set_interval(1.0, self._tick, pause=True)
+        self.follow()
+
+    def on_unmount(self) -> None:
+        self.follower.stop()
+
+    @work(thread=True, exclusive=True, group="follow", name="follow", exit_on_error=False)
+    def follow(self) -> None:
+        self.follower.run()
+
+    # --- updates from the follower -----------------------------------------------------
+
+    @on(ViewChanged)
+    def _view_changed(self, message: ViewChanged) -> None:
+        self.view = message.view
+        self.query_one(ClusterTree).show(message.view.status)
+        self._show_banner()
+        self._show_detail()
+        self._show_timelines()
+        self.refresh_bindings()
+
+    @on(EventsArrived)
+    def _events_arrived(self, message: EventsArrived) -> None:
+        self.events.extend(message.events)
+        log = self.query_one(EventLog)
+        log.add([e for e in message.events if event_matches(e, self.filter_fields)])
+        if any(self._concerns_selection(e) for e in message.events):
+            self._show_detail()
+        self._show_timelines()
+
+    @on(StoreHealth)
+    def _store_health(self, message: StoreHealth) -> None:
+        self.unreachable = message.problem
+        self._show_banner()
+
+    @on(ActionDone)
+    def _action_done(self, message: ActionDone) -> None:
+        self.notify(message.text, severity="information" if message.ok else "error",
+                    timeout=6 if message.ok else 10)
+
+    def _show_banner(self) -> None:
+        banner = self.query_one("#banner", Static)
+        problems = self.view.problems if self.view else ()
+        if self.unreachable:
+            text = (f"Store unreachable: {self.unreachable} - showing the last known state; "
+                    "trying again every second")
+        elif problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            text = f"Store problem: {problems[0]}{more}"
+        else:
+            text = ""
+        banner.update(text)
+        banner.set_class(bool(text), "-shown")
+
+    def _concerns_selection(self, event: dict[str, Any]) -> bool:
+        item = self.selected
+        return item.kind == "cluster" or event.get(item.kind) == item.name
+
+    def _show_detail(self) -> None:
+        if self.view is None:
+            return
+        view = self.view
+        now = self.clock()
+        detail = detail_for(self.selected, view.status, view.snapshot, list(self.events), now,
+                            store_url=self.store.url, data_dir=self.store.data_dir,
+                            checkpoints_dir=self.store.checkpoints_dir,
+                            local_dirs=view.local_dirs)
+        self.query_one(DetailPanel).show(detail)
+        self._detail_ticking = detail.ticking
+        self._update_ticker()
+
+    def timelines(self) -> list[Timeline]:
+        view = self.view
+        leases = view.leases if view else {}
+        resources = {g["name"]: [r["name"] for r in g["resources"]]
+                     for g in (view.status["groups"] if view else [])}
+        return build_timelines(self.events, leases, resources)[:MAX_TIMELINES]
+
+    def _timeline_screen(self) -> TimelineScreen | None:
+        screen = self.screen
+        return screen if isinstance(screen, TimelineScreen) else None
+
+    def _show_timelines(self) -> None:
+        screen = self._timeline_screen()
+        if screen is None:
+            self._timelines_ticking = False
+            return
+        timelines = self.timelines()
+        screen.show(timelines, self.clock())
+        self._timelines_ticking = any(t.in_progress for t in timelines)
+        self._update_ticker()
+
+    _detail_ticking = False
+    _timelines_ticking = False
+
+    def _update_ticker(self) -> None:
+        if self._detail_ticking or self._timelines_ticking:
+            self._ticker.resume()
+        else:
+            self._ticker.pause()
+
+    def _tick(self) -> None:
+        if self._detail_ticking:
+            self._show_detail()
+        self._show_timelines()
+
+    # --- selection and the log filter --------------------------------------------------
+
+    @on(Tree.NodeHighlighted, "#tree")
+    def _highlighted(self, event: Tree.NodeHighlighted[Item]) -> None:
+        item = event.node.data
+        if item is None:
+            return
+        if item.kind == "section":
+            item = Item("cluster", self.store.name)
+        if item != self.selected:
+            self.selected = item
+            self._show_detail()
+            self.refresh_bindings()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.apply_filter(event.value)
+
+    def apply_filter(self, text: str) -> bool:
+        fields, problem = parse_filter(text)
+        if problem is not None:
+            self.notify(problem, severity="error")
+            return False
+        self.filter_fields = fields
+        self.query_one("#filter", Input).value = text
+        log = self.query_one(EventLog)
+        log.clear()
+        log.add([e for e in self.events if event_matches(e, fields)][-log.max_lines:]
+                if log.max_lines else [e for e in self.events if event_matches(e, fields)])
+        return True
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_focus_tree(self) -> None:
+        self.query_one(ClusterTree).focus()
+
+    def action_filter_selected(self) -> None:
+        item = self.selected
+        self.apply_filter("" if item.kind == "cluster" else f"{item.kind}:{item.name}")
+
+    # --- actions -----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        kinds = ACTION_KINDS.get(action)
+        if kinds is None:
+            return True
+        return self.selected.kind in kinds
+
+    def _group_of(self, item: Item) -> str:
+        if item.kind == "group" or self.view is None:
+            return item.name
+        spec = self.view.snapshot.resources.get(item.name)
+        return spec.group if spec else item.name
+
+    def _node_entries(self) -> list[dict[str, Any]]:
+        return list(self.view.status["nodes"]) if self.view else []
+
+    def _owner_of(self, group: str) -> str | None:
+        if self.view is None:
+            return None
+        return next((g["owner"] for g in self.view.status["groups"] if g["name"] == group),
+                    None)
+
+    def action_move(self) -> None:
+        self.ask_move(self._group_of(self.selected))
+
+    def action_online(self) -> None:
+        self.ask_online(self.selected)
+
+    def action_offline(self) -> None:
+        self.ask_offline(self.selected)
+
+    def action_fail(self) -> None:
+        self.ask_fail(self.selected.name)
+
+    def action_pause(self) -> None:
+        self.ask_pause(self.selected.name)
+
+    def action_resume(self) -> None:
+        self.ask_resume(self.selected.name)
+
+    def action_stop_node(self) -> None:
+        self.ask_stop(self.selected.name)
+
+    def action_crash(self) -> None:
+        self.ask_crash(self.selected.name)
+
+    def action_timeline(self) -> None:
+        if self._timeline_screen() is None:
+            self.push_screen(TimelineScreen())
+            self.call_after_refresh(self._show_timelines)
+
+    def ask_move(self, group: str) -> None:
+        def chosen(to: str | None) -> None:
+            if to is None:
+                return
+            target = None if to == BEST else to
+            self.run_api(lambda: f"moving {group} to "
+                            f"{api.move_group(self.store, group, target)}")
+
+        self.push_screen(MoveDialog(group, self._owner_of(group), self._node_entries()),
+                         chosen)
+
+    def ask_online(self, item: Item) -> None:
+        store = self.store
+        if item.kind == "resource":
+            name = item.name
+            self.run_api(_then(partial(api.set_resource_desired, store, name, "online"),
+                                  f"{name}: online requested"))
+        else:
+            group = self._group_of(item)
+            self.run_api(_then(partial(api.set_group_desired, store, group, "online"),
+                                  f"{group}: online requested"))
+
+    def ask_offline(self, item: Item) -> None:
+        store = self.store
+        if item.kind == "resource":
+            name = item.name
+            self._confirm(f"Take resource {name} offline?",
+                          "Resources that depend on it go offline first.", "Take offline",
+                          _then(partial(api.set_resource_desired, store, name, "offline"),
+                                f"{name}: offline requested"))
+        else:
+            group = self._group_of(item)
+            self._confirm(f"Take group {group} offline?",
+                          "All its resources stop, in reverse dependency order.",
+                          "Take offline",
+                          _then(partial(api.set_group_desired, store, group, "offline"),
+                                f"{group}: offline requested"))
+
+    def ask_fail(self, resource: str) -> None:
+        self._confirm(f"Simulate a failure of {resource}?",
+                      "Its node terminates it and handles it as a real failure: a restart, "
+                      "or a failover past the restart threshold.", "Fail it",
+                      _then(partial(api.fail_resource, self.store, resource),
+                            f"{resource}: failure requested"))
+
+    def ask_pause(self, node: str) -> None:
+        self._confirm(f"Pause node {node}?", "Its groups move away and it hosts nothing until "
+                      "resumed.", "Pause",
+                      _then(partial(api.set_node_paused, self.store, node, True),
+                            f"node {node} paused"))
+
+    def ask_resume(self, node: str) -> None:
+        self.run_api(_then(partial(api.set_node_paused, self.store, node, False),
+                              f"node {node} resumed"))
+
+    def ask_stop(self, node: str) -> None:
+        self._confirm(f"Stop node {node}?", "Graceful: its groups move away first, then the "
+                      "node service leaves the cluster.", "Stop",
+                      _then(partial(api.stop_node, self.store, node, STOP_WAIT),
+                            f"node {node} stopped"))
+
+    def ask_crash(self, node: str) -> None:
+        def crash() -> str:
+            pids = api.kill_node(self.store, node)
+            return f"killed node {node}: {len(pids)} process(es) ({', '.join(map(str, pids))})"
+
+        self._confirm(f"Crash node {node}?", "SIGKILL of its whole process tree, as a power "
+                      "cut would: its groups fail over once its lease expires.", "Crash", crash)
+
+    def _confirm(self, title: str, message: str, confirm: str, fn: Callable[[], str]) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_api(fn)
+
+        self.push_screen(ConfirmDialog(title, message, confirm), answered)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def run_api(self, fn: Callable[[], str]) -> None:
+        """One ``cluster.api`` call; its result or its one-line error becomes a notification."""
+        try:
+            text, ok = fn(), True
+        except (api.ApiError, StoreError) as exc:
+            text, ok = str(exc), False
+        self.post_message(ActionDone(text, ok))
+
+    # --- the command palette -----------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Failover timeline", "Where the seconds of each failover go",
+                            self.action_timeline)
+        if self.view is None:
+            return
+        selected = self.selected
+        for node in self.view.status["nodes"]:
+            name = node["name"]
+            here = selected == Item("node", name)
+            yield SystemCommand(f"Pause node {name}", "Drain it: its groups move away",
+                                partial(self.ask_pause, name), here)
+            yield SystemCommand(f"Resume node {name}", "Let it host groups again",
+                                partial(self.ask_resume, name), here)
+            yield SystemCommand(f"Stop node {name}", "Graceful stop: groups move first",
+                                partial(self.ask_stop, name), here)
+            yield SystemCommand(f"Crash node {name}", "SIGKILL its process tree (demo)",
+                                partial(self.ask_crash, name), here)
+        for group in self.view.status["groups"]:
+            name = group["name"]
+            here = self._group_of(selected) == name and selected.kind in ("group", "resource")
+            yield SystemCommand(f"Move group {name}", "Choose the node it moves to",
+                                partial(self.ask_move, name), here)
+            yield SystemCommand(f"Bring group {name} online", "Also forgives past failures",
+                                partial(self.ask_online, Item("group", name)), here)
+            yield SystemCommand(f"Take group {name} offline", "All its resources stop",
+                                partial(self.ask_offline, Item("group", name)), here)
+            for res in group["resources"]:
+                mine = selected == Item("resource", res["name"])
+                yield SystemCommand(f"Bring resource {res['name']} online", "In group " + name,
+                                    partial(self.ask_online, Item("resource", res["name"])),
+                                    mine)
+                yield SystemCommand(f"Take resource {res['name']} offline", "In group " + name,
+                                    partial(self.ask_offline, Item("resource", res["name"])),
+                                    mine)
+                yield SystemCommand(f"Simulate failure of {res['name']}",
+                                    "MSCS Initiate Failure",
+                                    partial(self.ask_fail, res["name"]), mine)
