@@ -481,14 +481,15 @@ def test_watch_ignores_temp_files(store: DirectoryStore) -> None:
     assert {c.key for c in seen} == {"spec/real"}
 
 
-def test_watch_sees_hand_edits(store: DirectoryStore) -> None:
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+def test_watch_sees_hand_edits(store: DirectoryStore, polling: bool) -> None:
     """Workshops edit records with an editor; an in-place write is a change too."""
     store.put("spec/groups/g", {"failback": "never"})
     path = Path(store.root, "spec/groups/g.json")
-    with store.watch("spec/groups") as watch:
+    with open_store(store.root, polling=polling) as s, s.watch("spec/groups") as watch:
         path.write_text(path.read_text().replace("never", "immediate"))
         assert [c.key for c in watch.wait(5)] == ["spec/groups/g"]
-    assert store.get("spec/groups/g").value == {"failback": "immediate"}
+        assert s.get("spec/groups/g").value == {"failback": "immediate"}
 
 
 def test_watch_creates_the_prefix_directory(store: DirectoryStore) -> None:
@@ -562,3 +563,13 @@ def test_many_short_lived_watches_keep_few_schedules(store: DirectoryStore) -> N
     with store.watch("status/r0") as watch:  # evicted or idle: either way it works again
         store.put("status/r0/x", 1)
         assert [c.key for c in watch.wait(5)] == ["status/r0/x"]
+
+
+def test_inotify_emitters_do_not_hold_back_renames(store: DirectoryStore) -> None:
+    """watchdog would hold half a rename for 0.5 s (see watching._PromptInotifyEmitter);
+    this fails if a watchdog upgrade moves the knob, instead of silently getting slow."""
+    with store.watch("spec"):
+        emitters = list(store._hub._observer.emitters)
+        assert emitters
+        for emitter in emitters:
+            assert emitter._inotify._move_event_grouper._queue.delay == 0.0
