@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import io
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -30,16 +31,24 @@ def build_table(current: dict[str, Any]) -> Table:
 
 
 def render_text(current: dict[str, Any]) -> str:
-    console = Console(width=100, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=100, file=io.StringIO())
     console.print(build_table(current))
-    return console.export_text().rstrip()
+    return console.file.getvalue().rstrip()  # type: ignore[attr-defined]
 
 
 def watch_status(store: Store) -> None:
-    """Redraw on every store change (and each second, for lease expiries); ctrl+c leaves."""
-    with store.watch("status") as watch, Live(build_table(api.status(store)),
-                                               auto_refresh=False) as live:
-        while True:
-            watch.wait(1.0)
-            live.update(build_table(api.status(store)), refresh=True)
-            time.sleep(0)
+    """Redraw on every store change (and each second, for lease expiries); ctrl+c leaves.
+    Not on a terminal (a pipe, a log), each changed table is printed in full instead."""
+    with store.watch("status") as watch:
+        if not sys.stdout.isatty():
+            last = ""
+            while True:
+                text = render_text(api.status(store))
+                if text != last:
+                    print(text, flush=True)
+                    last = text
+                watch.wait(1.0)
+        with Live(build_table(api.status(store)), auto_refresh=False) as live:
+            while True:
+                watch.wait(1.0)
+                live.update(build_table(api.status(store)), refresh=True)
