@@ -40,8 +40,10 @@ import psutil
 from zeroconf import (
     DNSIncoming,
     DNSOutgoing,
+    DNSPointer,
     DNSQuestion,
     DNSQuestionType,
+    DNSRecord,
     DNSText,
     InterfaceChoice,
     ServiceBrowser,
@@ -209,9 +211,41 @@ class Registration:
     async def _register(self) -> asyncio.Future[Any]:
         return await self.zc.async_register_service(self.info, cooperating_responders=True)
 
+    def _drop_queued_answers(self) -> None:
+        """Forget answers to earlier queries that still wait in the responder's queues.
+
+        Multicast answers wait 20 ms to 1 s (RFC 6762 aggregation) and are sent without a
+        second look at the registry: an answer queued before a goodbye would follow it and put
+        the old records back into every browser's cache, for up to 75 minutes.
+        """
+        info = self.info
+        ours = {info.key}
+        sharing_server = [i for i in self.zc.registry.async_get_infos_server(info.server_key or "")
+                          if i is not info]
+        if info.server_key and not sharing_server:
+            ours.add(info.server_key)
+
+        def is_ours(record: DNSRecord) -> bool:
+            return record.key in ours or (isinstance(record, DNSPointer)
+                                          and record.alias.lower() == info.key)
+
+        try:
+            queues = [self.zc.out_queue.queue, self.zc.out_delay_queue.queue]
+        except AttributeError:  # another zeroconf version: nothing we can reach
+            logger.debug("zeroconf has no outgoing queues to clean")
+            return
+        for queue in queues:
+            for group in queue:
+                for record in [r for r in group.answers if is_ours(r)]:
+                    del group.answers[record]
+                for record, additionals in group.answers.items():
+                    if any(is_ours(a) for a in additionals):
+                        group.answers[record] = {a for a in additionals if not is_ours(a)}
+
     async def _update(self, info: ServiceInfo) -> asyncio.Future[Any]:
         if self._repeats is not None:
             self._repeats.cancel()
+        self._drop_queued_answers()
         return await self.zc.async_update_service(info)
 
     async def _withdraw(self) -> None:
@@ -219,6 +253,7 @@ class Registration:
             self._repeats.cancel()
             self._repeats = None
         if self.active:
+            self._drop_queued_answers()
             await self.zc.async_unregister_service(self.info)
 
     def register(self) -> None:
@@ -318,6 +353,7 @@ class ServiceWatcher:
         self._type = service_type
         self._parse = parse
         self._records: dict[str, dict[str, Any]] = {}
+        self._present: set[str] = set()  # names whose pointer record is current
         self._cond = threading.Condition()
         self._browser: ServiceBrowser | None = None
 
@@ -330,11 +366,18 @@ class ServiceWatcher:
     def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str,
                    state_change: ServiceStateChange) -> None:
         key = name.lower()
-        if state_change is ServiceStateChange.Removed:
-            with self._cond:
+        with self._cond:
+            if state_change is ServiceStateChange.Removed:
+                self._present.discard(key)
                 self._records.pop(key, None)
                 self._cond.notify_all()
-            return
+                return
+            if state_change is ServiceStateChange.Added:
+                self._present.add(key)
+            elif key not in self._present:
+                # Stray records of a withdrawn service (a late answer from some responder)
+                # make no service: only its pointer record (Added) does.
+                return
         info = ServiceInfo(service_type, name)
         if not info.load_from_cache(zeroconf) and not info.request(
                 zeroconf, int(RESOLVE_RECORD_TIMEOUT * 1000), question_type=QM):
@@ -345,8 +388,9 @@ class ServiceWatcher:
             logger.debug("%s: not a record of ours (%s)", name, info.decoded_properties)
             return
         with self._cond:
-            self._records[key] = record
-            self._cond.notify_all()
+            if key in self._present:
+                self._records[key] = record
+                self._cond.notify_all()
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._cond:
