@@ -94,6 +94,10 @@ class ConsoleServer:
         with self._lock:
             self._closed = True
             clients = list(self._clients)
+        # close() alone does not wake a thread blocked in accept(): the port would keep
+        # listening (and accepting) after the app is gone. shutdown() does wake it.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         for client in clients:
@@ -245,6 +249,10 @@ class _Client:
                 logger.warning("%s: console client %s is too slow; dropping it", self.resource,
                                self.peer)
                 self._close_locked()
+                # The writer may be blocked in sendall on a full socket: cut it off now
+                # rather than after SEND_TIMEOUT, with megabytes still queued.
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
                 return
             self._queued += len(frame)
         self._queue.put(frame)
