@@ -467,7 +467,12 @@ def _restart(snap: Snapshot, now: float, group: str, res: ResourceSpec,
         return False
     failures = recent_failures(snap, res, now)
     local = snap.local[res.name]
-    restart_at = local.since + policy.restart_delay
+    # RestartDelay spaces restart attempts: the first failure after a quiet spell restarts at
+    # once, a crash loop restarts at most once per delay (after the previous failure).
+    history = snap.resource_status_of(res.name).failures
+    restart_at = local.since
+    if len(history) >= 2:
+        restart_at = max(restart_at, history[-2] + policy.restart_delay)
     reason = (f"failure {failures} of {policy.restart_threshold} allowed in "
               f"{policy.restart_period:g} s")
     if failures > policy.restart_threshold:
