@@ -58,21 +58,21 @@ class MoveDialog(ModalScreen[str | None]):
 
     def __init__(self, group: str, owner: str | None, nodes: Sequence[dict[str, Any]]) -> None:
         super().__init__(classes="dialog")
-        self._group = group
-        self._owner = owner
-        self._nodes = list(nodes)
+        self._group_name = group
+        self._current_owner = owner
+        self._candidates = list(nodes)
 
     def compose(self) -> ComposeResult:
         options = [Option("best node (the policy chooses)", id=BEST)]
-        for node in self._nodes:
+        for node in self._candidates:
             name, state = node["name"], node["state"]
-            why = ("runs it now" if name == self._owner
+            why = ("runs it now" if name == self._current_owner
                    else "" if state == "up" else f"{state}: cannot host it")
             options.append(Option(f"{name}  {why}".rstrip(), id=name,
-                                  disabled=name == self._owner or state != "up"))
+                                  disabled=name == self._current_owner or state != "up"))
         with Vertical(classes="dialog-body"):
-            yield Label(f"Move group {self._group}", classes="dialog-title")
-            yield Label(f"from {self._owner or 'nowhere'} to:", classes="dialog-message")
+            yield Label(f"Move group {self._group_name}", classes="dialog-title")
+            yield Label(f"from {self._current_owner or 'nowhere'} to:", classes="dialog-message")
             yield OptionList(*options, id="move-targets")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")

@@ -41,6 +41,10 @@ EVENT_MEMORY = 10_000
 RETRY_INTERVAL = 1.0
 #: Margin after a lease's expiry before re-deriving node states, so the expiry has passed.
 EXPIRY_MARGIN = 0.02
+#: Longest quiet wait before the store is read once, to notice that it went away: a watch does
+#: not report its own directory being moved or unmounted (measured: inotify stays silent). In
+#: a live cluster, lease renewals wake the follower long before this.
+PROBE_INTERVAL = 2.0
 
 
 def _prefix_of(key: str) -> str | None:
@@ -231,7 +235,8 @@ class Follower:
                     self._publish(force=True)
                 now = self.clock()
                 expiry = self.mirror.next_expiry(now)
-                timeout = None if expiry is None else expiry - now + EXPIRY_MARGIN
+                timeout = PROBE_INTERVAL if expiry is None else min(
+                    PROBE_INTERVAL, expiry - now + EXPIRY_MARGIN)
                 assert self._watch is not None
                 changes = self._watch.wait(timeout)
                 if self._stop.is_set():
@@ -267,8 +272,12 @@ class Follower:
 
     def _step(self, changes: list[Change]) -> None:
         if not changes:
-            # A lease may have run out: confirm the node records (and that the store is there).
-            self.mirror.apply([Change(r.key, "put") for r in self.mirror.list("status/nodes")])
+            # A lease may have run out, or the store gone: read the node records again (a
+            # listing raises StoreUnavailable when the store's directory is not there).
+            listed = self.store.list("status/nodes")
+            self.mirror.apply([Change(r.key, "put") for r in listed]
+                              + [Change(r.key, "delete") for r in self.mirror.list("status/nodes")
+                                 if r.key not in {x.key for x in listed}])
         if any(c.key.startswith("events/") for c in changes):
             self._read_events()
         self.mirror.apply(changes)
