@@ -149,14 +149,15 @@ class Terminal:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- screen ---\n{self.text()}") from None
 
-    def wait_for(self, predicate_text: str, gone: bool = False, timeout: float = 10.0) -> str:
-        """Wait until ``predicate_text`` is on the screen, or with ``gone`` off it."""
-        if not gone:
-            return self.wait_for_text(predicate_text, timeout)
+    def wait_for_raw(self, data: bytes, since: int = 0, timeout: float = 10.0) -> int:
+        """Wait until ``data`` was written to the terminal at or after offset ``since`` of
+        ``raw()`` (for text that is on screen only briefly); returns where it starts."""
+        def found() -> int | None:
+            at = self.raw().find(data, since)
+            return at + 1 if at >= 0 else None
         try:
-            return wait_until(lambda: predicate_text not in (s := self.text()) and s,
-                              timeout=timeout, interval=0.02,
-                              message=f"{predicate_text!r} to leave the terminal")
+            return wait_until(found, timeout=timeout, interval=0.02,
+                              message=f"{data!r} written to the terminal") - 1
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- screen ---\n{self.text()}") from None
 
