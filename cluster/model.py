@@ -375,6 +375,9 @@ class GroupStatus:
     failovers: tuple[Failover, ...] = ()
     failed_at: float | None = None
     claimed_at: float | None = None
+    # The owner's lease epoch when it took the group: a node that lost its lease (frozen,
+    # restarted) must win the group back by compare-and-swap before running it again.
+    owner_node_epoch: int | None = None
     version: int = 0
 
     @classmethod
@@ -394,6 +397,7 @@ class GroupStatus:
                             for f in _get(v, "failovers", list, where, [])),
             failed_at=_get(v, "failed_at", (int, float), where),
             claimed_at=_get(v, "claimed_at", (int, float), where),
+            owner_node_epoch=_get(v, "owner_node_epoch", int, where),
             version=version,
         )
 
@@ -406,6 +410,7 @@ class GroupStatus:
             "failovers": [f.to_record() for f in self.failovers],
             "failed_at": self.failed_at,
             "claimed_at": self.claimed_at,
+            "owner_node_epoch": self.owner_node_epoch,
         }
 
 

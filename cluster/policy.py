@@ -302,6 +302,15 @@ def _decide_owned(snap: Snapshot, me: str, now: float, group: str, decision: Dec
     resources = snap.group_resources(group)
     retry_period = min((r.policy.retry_period_on_failure for r in resources), default=3600.0)
 
+    mine = snap.nodes.get(me)
+    if (status.owner_node_epoch is not None and mine is not None
+            and status.owner_node_epoch != mine.epoch):
+        # Held under an earlier lease of ours (we were frozen or restarted): others may have
+        # seen that lease expire, so win the group back by compare-and-swap before acting.
+        decision.actions.append(Claim(group=group, previous_owner=me, reason=(
+            f"{me} holds a new lease (epoch {mine.epoch}); re-claiming {group}")))
+        return
+
     if spec.desired == "offline":  # before the failed wait: an administrator's offline wins
         if _take_all_offline(snap, resources, group, f"{group} was taken offline", decision):
             _set_state(status.state, GroupState.OFFLINE, group, "taken offline", decision)

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         say()
         say(f"Step {number} of {len(STEPS)}: {step.title}", BOLD)
         say(f"  watch: {step.watch}", DIM)
+        if step.before is not None:
+            step.before(demo)
         if demo.interactive:
             try:
                 input(f"  press Enter to {step.prompt} (ctrl+c ends the walkthrough) ")

@@ -36,6 +36,7 @@ class Demo:
     interactive: bool
     figures: dict[str, float] = field(default_factory=dict)
     typed: str = ""
+    baseline: str = ""  # notes.txt when step 3 was announced
     crashed: str | None = None  # the node step 6 crashed, which step 7 brings back
 
     # --- reading the cluster ------------------------------------------------------------
@@ -92,6 +93,7 @@ class Step:
     watch: str
     prompt: str  # what Enter will do
     run: Callable[[Demo], list[str]]
+    before: Callable[[Demo], None] | None = None  # runs when the step is announced
 
 
 # --- the steps ---------------------------------------------------------------------------
@@ -123,13 +125,23 @@ def step_group(demo: Demo) -> list[str]:
     return lines
 
 
+def note_baseline(demo: Demo) -> None:
+    """Remember notes.txt when step 3 is announced: what the presenter types next is new."""
+    demo.baseline = demo.notes()
+
+
 def step_type(demo: Demo) -> list[str]:
-    before = demo.notes()
     if demo.interactive:
-        added = demo.notes()[len(before):] if demo.notes().startswith(before) else demo.notes()
-        demo.typed = added.strip().splitlines()[-1] if added.strip() else ""
-        if not demo.typed:
+        try:  # the editor autosaves after a short idle: give the last keystrokes time to land
+            _wait(lambda: demo.notes() != demo.baseline, 3, "notes.txt to change")
+        except StepFailed:
             return ["nothing new in notes.txt yet: type into the attach pane, then go on"]
+        now = demo.notes()
+        added = now[len(demo.baseline):] if now.startswith(demo.baseline) else now
+        lines = [line.strip() for line in added.splitlines() if line.strip()]
+        demo.typed = lines[-1] if lines else ""
+        if not demo.typed:
+            return ["notes.txt changed, but no new text: type a line into the attach pane"]
     else:
         endpoint = find_console(demo.store, GROUP)
         if endpoint is None:
@@ -181,16 +193,26 @@ def step_crash(demo: Demo) -> list[str]:
 def step_comeback(demo: Demo) -> list[str]:
     victim = demo.crashed or "node1"
     owner = demo.owner()
-    elapsed = demo.timed("rejoin", lambda: api.start_node_detached(
-        demo.store, demo.store_path, victim, demo.root / victim), lambda: None)
-    _wait(lambda: _node_state(demo, victim) == "up", 10, f"{victim} to be up")
+    old_epoch = _node_field(demo, victim, "epoch")
+    elapsed = demo.timed("rejoin", lambda: _restart_node(demo, victim),
+                         lambda: _wait(lambda: _node_field(demo, victim, "state") == "up", 10,
+                                       f"{victim} to be up"))
+    new_epoch = _node_field(demo, victim, "epoch")
     still = demo.owner()
     if still != owner:
         raise StepFailed(f"failback is 'never' but {GROUP} moved from {owner} to {still}")
-    return [f"{victim} rejoined in {elapsed:.2f} s with a new lease epoch; failback is 'never' "
-            f"(the MSCS default), so {GROUP} stays on {owner}",
+    return [f"{victim} rejoined in {elapsed:.2f} s (lease epoch {old_epoch} -> {new_epoch}); "
+            f"failback is 'never' (the MSCS default), so {GROUP} stays on {owner}",
             "with --failback immediate (or a window such as 22-06) it would move back to its "
             "preferred owner"]
+
+
+def _restart_node(demo: Demo, name: str) -> None:
+    pid, _ = api.start_node_detached(demo.store, demo.store_path, name, demo.root / name)
+    pids = demo.root / "pids"  # demo.sh's record: './demo.sh stop' ends this node too
+    if pids.exists():
+        with pids.open("a", encoding="utf-8") as out:
+            out.write(f"{pid}\n")
 
 
 def step_pause(demo: Demo) -> list[str]:
@@ -212,7 +234,7 @@ STEPS = [
          "show the group", step_group),
     Step("Type something into the notepad",
          "the attach pane: the editor runs on the owner node, its file on the shared store",
-         "check what was saved", step_type),
+         "check what was saved", step_type, before=note_baseline),
     Step("A planned move (Move Group)",
          "the attach pane follows the editor to the next node", "move the group", step_move),
     Step("An application failure",
@@ -237,8 +259,8 @@ def _other_node(demo: Demo, source: str) -> str:
     return sorted(up)[0]
 
 
-def _node_state(demo: Demo, name: str) -> str | None:
-    return next((n["state"] for n in api.status(demo.store)["nodes"] if n["name"] == name),
+def _node_field(demo: Demo, name: str, key: str) -> Any:
+    return next((n.get(key) for n in api.status(demo.store)["nodes"] if n["name"] == name),
                 None)
 
 

@@ -230,6 +230,7 @@ class NodeService:
     # --- the tick --------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        self._wake.clear()  # before reading: a change from now on wakes the next tick
         self._drain_inbox()
         mono = time.monotonic()
         if self.lease is not None and mono >= self.fence_deadline:
@@ -272,7 +273,6 @@ class NodeService:
             timeout = min(timeout, decision.wake_at - self.clock())
         if self._inbox.empty():
             self._wake.wait(max(0.0, timeout))
-        self._wake.clear()
 
     def _renew(self) -> None:
         started = time.monotonic()
@@ -355,9 +355,15 @@ class NodeService:
                 if action.failover:
                     failovers = (*failovers, Failover(now, action.previous_owner, self.name,
                                                       action.reason, True))
-                new = replace(status, owner=self.name, owner_epoch=status.owner_epoch + 1,
-                              state=GroupState.PENDING.value, target=None,
-                              failovers=failovers[-50:], failed_at=None, claimed_at=now)
+                my_epoch = self.lease.epoch if self.lease else None
+                if action.previous_owner == self.name:  # re-claimed under a new lease
+                    new = replace(status, owner_epoch=status.owner_epoch + 1,
+                                  owner_node_epoch=my_epoch)
+                else:
+                    new = replace(status, owner=self.name, owner_epoch=status.owner_epoch + 1,
+                                  state=GroupState.PENDING.value, target=None,
+                                  failovers=failovers[-50:], failed_at=None, claimed_at=now,
+                                  owner_node_epoch=my_epoch)
                 self.store.put(f"status/groups/{action.group}", new.to_record(),
                                expect_version=status.version)
                 self._owned[action.group] = new.owner_epoch
@@ -372,7 +378,9 @@ class NodeService:
                 new = replace(status, owner=action.to, owner_epoch=status.owner_epoch + 1,
                               state=(GroupState.PENDING if action.to else GroupState.OFFLINE).value,
                               target=None, failovers=(*status.failovers, entry)[-50:],
-                              claimed_at=now)
+                              claimed_at=now,
+                              owner_node_epoch=snap.nodes[action.to].epoch
+                              if action.to in snap.nodes else None)
                 self.store.put(f"status/groups/{action.group}", new.to_record(),
                                expect_version=status.version)
                 self._owned.pop(action.group, None)
