@@ -143,7 +143,8 @@ class ClusterTree(Tree[Item]):
         found = find(self.root)
         if found is None:
             return False
-        self.move_cursor(found)
+        # A node added in this frame has no line number until the tree is drawn again.
+        self.call_after_refresh(self.move_cursor, found)
         return True
 
 
