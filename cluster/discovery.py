@@ -51,6 +51,7 @@ from zeroconf import (
     ServiceStateChange,
     Zeroconf,
 )
+from zeroconf.asyncio import AsyncServiceInfo
 from zeroconf.const import _CLASS_IN, _FLAGS_QR_QUERY, _MDNS_ADDR, _MDNS_PORT, _TYPE_TXT
 
 logger = logging.getLogger(__name__)
@@ -344,7 +345,7 @@ class ServiceWatcher:
     """A live view of one service type: instance name -> parsed record, kept by a browser.
 
     Added and updated services are read from the cache (the announcement carries every record)
-    or, failing that, asked for; removed ones (goodbye packets) disappear at once.
+    or, failing that, asked for on the zeroconf loop; removed ones (goodbyes) disappear at once.
     """
 
     def __init__(self, zc: Zeroconf, service_type: str,
@@ -378,14 +379,25 @@ class ServiceWatcher:
                 # Stray records of a withdrawn service (a late answer from some responder)
                 # make no service: only its pointer record (Added) does.
                 return
-        info = ServiceInfo(service_type, name)
-        if not info.load_from_cache(zeroconf) and not info.request(
-                zeroconf, int(RESOLVE_RECORD_TIMEOUT * 1000), question_type=QM):
-            logger.debug("%s announced but did not resolve", name)
-            return
+        info = AsyncServiceInfo(service_type, name)
+        if info.load_from_cache(zeroconf):
+            self._store(key, info)
+        elif zeroconf.loop is not None and not zeroconf.done:
+            # Ask on the zeroconf loop: this thread delivers every change of the browser, and
+            # one unresolvable stale name must not hold up the others.
+            asyncio.run_coroutine_threadsafe(self._resolve(key, info), zeroconf.loop)
+
+    async def _resolve(self, key: str, info: AsyncServiceInfo) -> None:
+        if await info.async_request(self._zc, int(RESOLVE_RECORD_TIMEOUT * 1000),
+                                    question_type=QM):
+            self._store(key, info)
+        else:
+            logger.debug("%s announced but did not resolve", info.name)
+
+    def _store(self, key: str, info: ServiceInfo) -> None:
         record = self._parse(info)
         if record is None:
-            logger.debug("%s: not a record of ours (%s)", name, info.decoded_properties)
+            logger.debug("%s: not a record of ours (%s)", info.name, info.decoded_properties)
             return
         with self._cond:
             if key in self._present:
