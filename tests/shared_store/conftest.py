@@ -62,6 +62,7 @@ class Workers:
     def start(self, role: str, *args: object) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [sys.executable, str(WORKERS), role, *map(str, args)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -70,6 +71,18 @@ class Workers:
         )
         self.started.append(proc)
         return proc
+
+    def start_together(self, role: str, argsets: list[tuple[object, ...]]
+                       ) -> list[subprocess.Popen[str]]:
+        """Start workers that wait at a barrier ("ready"), then release them all at once."""
+        procs = [self.start(role, *args) for args in argsets]
+        for proc in procs:
+            line = proc.stdout.readline()
+            assert line.strip() == "ready", f"worker did not start: {line!r}"
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        return procs
 
     def result(self, proc: subprocess.Popen[str], timeout: float = 30) -> dict:
         """Wait for a worker to finish successfully; its one line of JSON output."""

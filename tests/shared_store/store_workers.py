@@ -27,9 +27,16 @@ def delete(url: str, key: str) -> None:
         print(json.dumps({"deleted": store.delete(key)}), flush=True)
 
 
+def start_barrier() -> None:
+    """Say "ready" and wait for the test's "go", so that workers really run at once."""
+    print("ready", flush=True)
+    sys.stdin.readline()
+
+
 def append_events(url: str, writer: str, count: str) -> None:
     """Append ``count`` events tagged with ``writer``; print the seqs assigned."""
     with open_store(url) as store:
+        start_barrier()
         seqs = [store.append_event({"kind": "test", "writer": writer, "n": n})
                 for n in range(int(count))]
     print(json.dumps({"seqs": seqs}), flush=True)
@@ -39,6 +46,7 @@ def cas_counter(url: str, key: str, seconds: str) -> None:
     """Increment ``key`` with compare-and-swap until ``seconds`` pass; print the successes."""
     successes = conflicts = 0
     with open_store(url) as store:
+        start_barrier()
         deadline = time.monotonic() + float(seconds)
         while time.monotonic() < deadline:
             current = store.get(key)

@@ -336,13 +336,16 @@ def test_bad_events_are_refused(store: Store) -> None:
 
 def test_events_from_four_processes_are_unique_and_ordered(store: Store,
                                                           workers: Workers) -> None:
-    per_writer = 40
-    procs = [workers.start("append-events", store.url, f"w{i}", per_writer) for i in range(4)]
+    per_writer = 100
+    procs = workers.start_together("append-events",
+                                   [(store.url, f"w{i}", per_writer) for i in range(4)])
     returned = [workers.result(p)["seqs"] for p in procs]
     events = store.events()
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(1, 4 * per_writer + 1))  # unique, increasing, no gaps
     assert sorted(s for r in returned for s in r) == seqs
+    # They really ran at once: at least one writer's events interleave with another's.
+    assert any(max(r) - min(r) + 1 > per_writer for r in returned), returned
     for i, writer_seqs in enumerate(returned):
         mine = [e for e in events if e["writer"] == f"w{i}"]
         assert [e["seq"] for e in mine] == writer_seqs
@@ -357,6 +360,8 @@ def test_wait_events_wakes_on_an_append_by_another_process(store: Store,
     assert store.wait_events(since, timeout=0.1) == []
     assert time.monotonic() - started >= 0.09
     proc = workers.start("append-events", store.url, "remote", 1)
+    proc.stdin.write("go\n")  # no barrier: it appends as soon as it has started (~0.1 s)
+    proc.stdin.flush()
     found = store.wait_events(since, timeout=20)
     assert [(e["writer"], e["seq"]) for e in found] == [("remote", since + 1)]
     workers.result(proc)
@@ -455,8 +460,8 @@ def test_lease_bad_input(store: Store) -> None:
 @pytest.mark.slow
 def test_concurrent_cas_increments_lose_nothing(store: Store, workers: Workers) -> None:
     seconds = 10 if SOAK else 3
-    procs = [workers.start("cas-counter", store.url, "status/counter", seconds)
-             for _ in range(4)]
+    procs = workers.start_together("cas-counter",
+                                   [(store.url, "status/counter", seconds)] * 4)
     results = [workers.result(p, timeout=seconds + 60) for p in procs]
     total = sum(r["successes"] for r in results)
     final = store.get("status/counter")
