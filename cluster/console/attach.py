@@ -197,7 +197,8 @@ class Attach:
                 outage = outage or Outage(time.time(), endpoint.node)
                 self._banner(f"{self.group} is failing over — {endpoint.node} stopped "
                              "answering; waiting for its lease to expire…")
-                self._pause(0.2)
+                if self._pause(0.2):
+                    return 0  # ctrl+] or a signal while the dead owner's lease runs out
                 continue
             if outage is not None:
                 outage.ended, outage.to_node = time.time(), endpoint.node

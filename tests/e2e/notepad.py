@@ -114,6 +114,15 @@ def wait_editor(term: Terminal, text: str, position: tuple[int, int],
         raise AssertionError(f"{exc}\n{term.text()}") from None
 
 
+def wait_ready(term: Terminal, timeout: float = 15.0) -> tuple[int, int]:
+    """Wait until the editor's status bar is on screen; the position it shows."""
+    try:
+        return wait_until(lambda: status_position(term), timeout=timeout,
+                          message="the editor's status bar")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{term.text()}") from None
+
+
 def checkpointed_cursor(cluster: Cluster) -> list[int] | None:
     """The cursor in the editor's session as the cluster holds it (checkpoint in the store)."""
     path = cluster.store / "checkpoints" / APP / "hanotepad" / "session.json"
