@@ -12,6 +12,7 @@ cd "$here"
 venv="$here/.venv"
 session="hanotepad-demo"
 nodes=(node1 node2 node3)
+marker=".hanotepad-demo"  # in every demo directory: stop and reset touch nothing else
 
 bootstrap() {
     # Reuse the venv once its install has completed; a half-made venv is rebuilt.
@@ -31,12 +32,23 @@ die() { echo "demo.sh: $*" >&2; exit 2; }
 
 hac() { "$venv/bin/python" -m cluster "$@" --store "$store"; }
 
+# The demo directory whose walkthrough the tmux session shows ("?" if it does not say), or
+# nothing when there is no session. One session name for all demos: the one a presenter knows.
+tmux_owner() {
+    command -v tmux >/dev/null 2>&1 && tmux has-session -t "=$session" 2>/dev/null || return 0
+    local owner
+    owner="$(tmux show-options -v -t "=$session" @hanotepad_dir 2>/dev/null || true)"
+    echo "${owner:-?}"
+}
+
 # Stop what a previous demo in this directory started: the tmux session, then every node's
 # whole process tree (recorded pids, checked to still be ours), then anything left that names
 # the demo directory.
 stop_demo() {
-    if command -v tmux >/dev/null 2>&1 && tmux has-session -t "$session" 2>/dev/null; then
-        tmux kill-session -t "$session"
+    local owner
+    owner="$(tmux_owner)"
+    if [[ $owner == "$dir" || $owner == "?" ]]; then
+        tmux kill-session -t "=$session"
     fi
     [[ -d "$dir" ]] || return 0
     "$venv/bin/python" - "$dir" <<'PY'
@@ -49,11 +61,18 @@ from cluster.processes import kill_tree, wait_gone
 
 root = Path(sys.argv[1]).resolve()
 pids = root / "pids"
+
+
+def named(part: str) -> bool:
+    """Names the demo directory or a path inside it (not /tmp/d10 for /tmp/d1)."""
+    return part == str(root) or f"{root}/" in part
+
+
 if pids.exists():
     for line in pids.read_text().split():
         try:
             proc = psutil.Process(int(line))
-            if str(root) in " ".join(proc.cmdline()):
+            if any(named(part) for part in proc.cmdline()):
                 kill_tree(proc.pid)
         except (ValueError, psutil.Error):
             pass
@@ -63,8 +82,7 @@ me = psutil.Process()
 spared = {me.pid, *(p.pid for p in me.parents())}  # this script and whoever runs it
 for proc in psutil.process_iter(["cmdline"]):
     try:
-        if proc.pid not in spared and any(
-                str(root) in part for part in proc.info["cmdline"] or []):
+        if proc.pid not in spared and any(named(part) for part in proc.info["cmdline"] or []):
             kill_tree(proc.pid)
             left.append(proc)
     except psutil.Error:
@@ -77,6 +95,7 @@ start_cluster() {
     stop_demo
     rm -rf "$store"
     mkdir -p "$dir"
+    touch "$dir/$marker"
     hac init --name demo >/dev/null
     : > "$dir/pids"
     for n in "${nodes[@]}"; do
@@ -97,6 +116,7 @@ open_tmux() {
     fi
     tmux new-session -d -s "$session" -x 220 -y 60 -n walkthrough "$narrator; bash"
     tmux set-option -t "$session" remain-on-exit on >/dev/null
+    tmux set-option -t "$session" @hanotepad_dir "$dir"
     tmux split-window -t "$session:0.0" -h -p 62 "$attach; bash"
     tmux split-window -t "$session:0.0" -v -p 50 "$status; bash"
     tmux split-window -t "$session:0.2" -v -p 30 "tail -F '$dir/node1/node.log'"
@@ -144,6 +164,12 @@ while (($#)); do
     esac
 done
 if [[ $cmd != test ]]; then
+    # stop, reset and a new demo kill processes naming the directory and delete in it: refuse
+    # a directory that holds something other than a demo (a typo such as --dir ~ or --dir /tmp).
+    if [[ -d "$dir" && ! -e "$dir/$marker" && ! -e "$dir/store/cluster.json" ]] \
+            && [[ -n "$(ls -A "$dir" 2>/dev/null)" ]]; then
+        die "$dir is not a demo directory and not empty; pass a new or empty one with --dir"
+    fi
     mkdir -p "$dir" 2>/dev/null || die "cannot create the demo directory $dir"
     dir="$(cd "$dir" && pwd)"
 fi
@@ -178,6 +204,11 @@ case "$cmd" in
         ;;
     demo)
         bootstrap
+        owner="$(tmux_owner)"
+        if [[ -n $owner && $owner != "$dir" && $owner != "?" ]]; then
+            die "the tmux session '$session' shows the demo in $owner; stop it first:" \
+                "./demo.sh stop --dir $owner"
+        fi
         echo "demo.sh: starting a 3-node cluster in $dir"
         start_cluster
         if command -v tmux >/dev/null 2>&1; then
