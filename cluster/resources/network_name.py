@@ -185,9 +185,10 @@ class NetworkName(ResourceType):
             logger.warning("network name %s: no answer to a query within %g s",
                            self.network_name, IS_ALIVE_TIMEOUT)
             return False
-        if answer.get("node") != self.ctx.node:
+        owner = answer["props"].get("node")
+        if owner != self.ctx.node:
             logger.warning("network name %s: answered by node %s, not this node (%s)",
-                           self.network_name, answer.get("node"), self.ctx.node)
+                           self.network_name, owner, self.ctx.node)
             return False
         return True
 

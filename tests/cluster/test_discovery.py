@@ -189,9 +189,11 @@ def test_announce_browse_and_withdraw(nodes_watcher: ServiceWatcher) -> None:
                           "address": "127.0.0.1", "port": 4711,
                           "instance": f"node1.{cluster}.{NODE_SERVICE_TYPE}"}]
         # A live query, answered by the responder itself rather than a cache.
-        txt = query_responders(announcer.info.name, timeout=2.0)
-        assert txt == {"cluster": cluster, "node": "node1",
-                       "store": "etcd://127.0.0.1:2379?data=/d", "format": "1"}
+        answer = query_responders(announcer.info.name, timeout=2.0)
+        assert answer == {"props": {"cluster": cluster, "node": "node1",
+                                    "store": "etcd://127.0.0.1:2379?data=/d", "format": "1"},
+                          "port": 4711, "server": f"node1-{cluster}.local.",
+                          "address": "127.0.0.1"}
         wait_until(lambda: nodes_of(nodes_watcher, cluster) == {"node1"}, timeout=5,
                    message="the watcher sees node1")
     finally:
@@ -200,6 +202,21 @@ def test_announce_browse_and_withdraw(nodes_watcher: ServiceWatcher) -> None:
                message="node1's goodbye reaches the watcher")
     assert query_responders(announcer.info.name, timeout=0.3) is None
     announcer.close()  # idempotent
+
+
+def test_announcers_see_their_peers_of_the_same_cluster_only() -> None:
+    cluster, other = unique("peers"), unique("other")
+    with NodeAnnouncer(cluster, "n1", "/s", "127.0.0.1") as n1, \
+            NodeAnnouncer(cluster, "n2", "/s", "127.0.0.1") as n2, \
+            NodeAnnouncer(other, "n3", "/s", "127.0.0.1"):
+        wait_until(lambda: [p["node"] for p in n1.peers()] == ["n2"], timeout=5,
+                   message="n1 sees n2")
+        wait_until(lambda: [p["node"] for p in n2.peers()] == ["n1"], timeout=5,
+                   message="n2 sees n1")
+        assert n1.wait_for_peer("n3", timeout=0.2) is None  # another cluster's node
+        n2.close()
+        wait_until(lambda: n1.peers() == [], timeout=2, message="n2's goodbye")
+    assert n1.peers() == []  # closed: no browser any more
 
 
 def test_query_for_an_unknown_instance_answers_none() -> None:

@@ -20,6 +20,7 @@ import pytest
 from cluster.discovery import (
     NETWORK_NAME_SERVICE_TYPE,
     ServiceWatcher,
+    browse_network_names,
     network_name_instance,
     network_name_record,
     query_responders,
@@ -176,6 +177,17 @@ def test_online_resolve_alive_offline(tmp_path: Path, names: ServiceWatcher,
     resource.terminate()
 
 
+def test_browse_network_names_lists_the_owner(tmp_path: Path,
+                                               resources: list[NetworkName]) -> None:
+    name = unique_name()
+    resource = NetworkName("np", {"name": name, "port": "7"}, context(tmp_path, node="n7"))
+    resources.append(resource)
+    resource.online()
+    listed = [n for n in browse_network_names(timeout=0.3) if n["name"] == name]
+    assert listed == [{"name": name, "node": "n7", "address": "127.0.0.1", "port": 7,
+                       "group": None, "cluster": None, "instance": network_name_instance(name)}]
+
+
 def test_is_alive_fails_when_the_registration_is_gone(tmp_path: Path,
                                                       resources: list[NetworkName]) -> None:
     resource = NetworkName("np", {"name": unique_name()}, context(tmp_path))
@@ -242,7 +254,7 @@ def test_address_property_overrides_the_node_address(tmp_path: Path,
     resource.online()
     resolved = resolve_network_name(name, timeout=2.0)
     assert resolved is not None and resolved["address"] == "127.0.0.9"
-    assert query_responders(network_name_instance(name))["address"] == "127.0.0.9"
+    assert query_responders(network_name_instance(name))["props"]["address"] == "127.0.0.9"
 
 
 def test_the_same_name_twice_on_one_node_is_refused(tmp_path: Path,
@@ -341,7 +353,7 @@ def test_network_name_moves_with_its_group(tmp_path: Path, procs: ProcessTracker
         wait_until(lambda: owner_of(names, name) == "node1", timeout=5,
                    message="a browser sees node1 after the failover")
         assert resolve_in_new_process(name, procs)["node"] == "node1"
-        assert query_responders(network_name_instance(name))["node"] == "node1"
+        assert query_responders(network_name_instance(name))["props"]["node"] == "node1"
         # IsAlive ran every 0.2 s all along (the resolver alone takes longer) and never failed.
         assert state_of(events1, "notes-name") == "online"
         assert "failed" not in states_of(events1, "notes-name") + states_of(events2, "notes-name")
