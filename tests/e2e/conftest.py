@@ -26,6 +26,23 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
             print(c.dump_logs())
 
 
+@pytest.fixture(scope="session")
+def notepad_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One node with the notepad online, shared by the tests that leave it online (they may
+    type in it, restart it, move it offline and back): starting a cluster costs more than
+    most of those tests. Tests that crash a node take a ``cluster`` of their own."""
+    from tests.e2e.notepad import GROUP, create_notepad
+
+    cluster = Cluster(tmp_path_factory.mktemp("shared-cluster"))
+    try:
+        cluster.start_nodes("node1")
+        create_notepad(cluster)
+        cluster.wait_online(GROUP)
+        yield cluster
+    finally:
+        cluster.close()
+
+
 @pytest.fixture
 def terminals(request: pytest.FixtureRequest) -> Iterator[Callable[..., Terminal]]:
     """``terminals(argv, rows=24, cols=80, ...)``: a Terminal closed at teardown."""

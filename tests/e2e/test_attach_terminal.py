@@ -11,7 +11,7 @@ import os
 import secrets
 import signal
 import termios
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -87,15 +87,11 @@ def start_notepad(cluster: Cluster) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="module")
-def online(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One node with the notepad online, shared by the tests that leave it so (every way out
-    but a crash): starting a cluster costs more than most of these tests."""
-    cluster = Cluster(tmp_path_factory.mktemp("shared-cluster"))
-    try:
-        yield start_notepad(cluster)
-    finally:
-        cluster.close()
+@pytest.fixture
+def online(notepad_cluster: Cluster) -> Cluster:
+    """The shared one-node cluster (conftest.py): every way out but a crash leaves it online."""
+    notepad_cluster.wait_online(GROUP)
+    return notepad_cluster
 
 
 @pytest.fixture
@@ -140,8 +136,8 @@ def test_detach_while_waiting_out_an_outage(crashable: Cluster, session, banner:
     assert s.result(timeout=3) == 0
 
 
-def test_an_unknown_name_exits_2_with_a_message(cluster: Cluster, session) -> None:
-    s = session(cluster, "no-such-group")
+def test_an_unknown_name_exits_2_with_a_message(online: Cluster, session) -> None:
+    s = session(online, "no-such-group")
     assert s.result() == 2
     s.term.wait_for_text("unknown group or resource 'no-such-group'")
     assert "list them with 'hacluster status'" in "".join(s.term.lines())
