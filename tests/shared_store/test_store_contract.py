@@ -389,6 +389,15 @@ def test_default_event_retention_is_ten_thousand(store: Store) -> None:
     assert store.event_retention == DEFAULT_EVENT_RETENTION == 10_000
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not SOAK, reason="appends 11,000 events (~10 s); run with HA_SOAK=1")
+def test_event_log_keeps_the_newest_ten_thousand(store: Store) -> None:
+    for n in range(11_000):
+        store.append_event({"kind": "soak", "n": n})
+    seqs = [e["seq"] for e in store.events()]
+    assert seqs == list(range(1_001, 11_001))
+
+
 # -- leases (fake clock) -----------------------------------------------------------------
 
 
