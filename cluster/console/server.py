@@ -156,10 +156,22 @@ class ConsoleServer:
     def _authenticate(self, sock: socket.socket, peer: object, reader: FrameReader,
                       pending: list) -> dict | None:
         nonce = secrets.token_bytes(NONCE_BYTES)
+        # One deadline for the whole handshake: a per-read timeout would let a peer that
+        # trickles a byte at a time hold the connection (and this thread) forever.
+        deadline = time.monotonic() + AUTH_TIMEOUT
         sock.settimeout(AUTH_TIMEOUT)
         sock.sendall(encode(Kind.CHALLENGE, nonce))
-        frame = recv_frame(sock, reader, pending)
-        if frame is None or frame.kind != Kind.AUTH:
+        while not pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProtocolError(f"no AUTH frame within {AUTH_TIMEOUT:g} s")
+            sock.settimeout(remaining)
+            data = sock.recv(65536)
+            if not data:
+                raise ProtocolError("no AUTH frame")
+            pending.extend(reader.feed(data))
+        frame = pending.pop(0)
+        if frame.kind != Kind.AUTH:
             raise ProtocolError("no AUTH frame")
         auth = frame.json()
         if auth.get("resource") != self.resource or not verify(

@@ -289,6 +289,30 @@ def test_a_silent_connection_is_dropped_after_the_auth_timeout(console_app, monk
     assert time.monotonic() - started < 4  # generous: catches a missing timeout
 
 
+def test_a_handshake_trickled_byte_by_byte_still_times_out(console_app, monkeypatch) -> None:
+    """The auth timeout bounds the whole handshake, not each read: a peer sending one byte at
+    a time must not hold a connection (and a thread of the console host) forever."""
+    monkeypatch.setattr(console_server, "AUTH_TIMEOUT", 0.5)
+    console = console_app(ECHO_APP)
+    sock, _ = raw_connection(console)
+    trickle = encode(Kind.AUTH, {"resource": RESOURCE, "mac": "0" * 64, "pad": "x" * 200})
+    started = time.monotonic()
+    cut_off = False
+    for byte in trickle[:-1]:
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            cut_off = True
+            break
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        if readable and not sock.recv(1):
+            cut_off = True
+            break
+        if time.monotonic() - started > 8:
+            break
+    assert cut_off, "the console host waited on a trickled handshake for 8 s"
+
+
 def test_clients_past_the_limit_are_denied(console_app, clients, monkeypatch) -> None:
     monkeypatch.setattr(console_server, "MAX_CLIENTS", 2)
     console = console_app(ECHO_APP)
