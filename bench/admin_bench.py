@@ -6,9 +6,13 @@ cases: the cluster selected (nothing on screen grows with time), and a generic a
 (its uptime ticks once a second). Nodes renew their leases all the while (3 nodes x 4 writes
 per lease TTL), so the dashboard sees a store change several times a second.
 
-Prints one JSON object (percent of one core: median, p99, max of the 1 s samples, and the mean
-over the whole period). Usage:
-    python bench/admin_bench.py [--groups 20] [--seconds 20]
+Also the dashboard's latency: for ``--moves`` planned moves of a group, the time from the
+store's ownership change (``claimed_at``, written with it) to the first screen that shows the new
+owner in the tree (seen by the pty reader as the bytes arrive).
+
+Prints one JSON object (CPU in percent of one core: median, p99, max of the 1 s samples, and
+the mean over the whole period; latency in seconds: median, p99, max). Usage:
+    python bench/admin_bench.py [--groups 20] [--seconds 20] [--moves 10]
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import signal
 import statistics
@@ -48,6 +53,7 @@ class Terminal:
         self.screen = pyte.Screen(COLS, ROWS)
         self._stream = pyte.ByteStream(self.screen)
         self._lock = threading.Lock()
+        self._expect: tuple[re.Pattern[str], threading.Event, list[float]] | None = None
         self.proc = ptyprocess.PtyProcess.spawn(
             [PYTHON, "-c", code], dimensions=(ROWS, COLS),
             cwd=str(Path(__file__).resolve().parent.parent),
@@ -63,8 +69,28 @@ class Terminal:
                     data = self.proc.read(65536)
                     with self._lock:
                         self._stream.feed(data)
+                        self._check_expected()
             except (EOFError, OSError, ValueError):
                 return
+
+    def _check_expected(self) -> None:
+        if self._expect is None:
+            return
+        pattern, seen, when = self._expect
+        if any(pattern.search(line) for line in self.screen.display):
+            when.append(time.time())
+            self._expect = None
+            seen.set()
+
+    def expect(self, pattern: str) -> tuple[threading.Event, list[float]]:
+        """An event set (with the wall-clock time in the list) when ``pattern`` is first on
+        screen, checked as each chunk of output arrives."""
+        seen: threading.Event = threading.Event()
+        when: list[float] = []
+        with self._lock:
+            self._expect = (re.compile(pattern), seen, when)
+            self._check_expected()
+        return seen, when
 
     def text(self) -> str:
         with self._lock:
@@ -84,11 +110,11 @@ class Terminal:
         self.proc.close(force=True)
 
 
-def stats(samples: list[float]) -> dict[str, float]:
+def stats(samples: list[float], digits: int = 2) -> dict[str, float]:
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"n": len(samples), "median": round(statistics.median(ordered), 2),
-            "p99": round(p99, 2), "max": round(ordered[-1], 2)}
+    return {"n": len(samples), "median": round(statistics.median(ordered), digits),
+            "p99": round(p99, digits), "max": round(ordered[-1], digits)}
 
 
 def sample_cpu(pid: int, seconds: float) -> dict[str, float]:
@@ -105,6 +131,38 @@ def sample_cpu(pid: int, seconds: float) -> dict[str, float]:
         last, last_at = now_times, now_at
     total = (last.user + last.system) - (first.user + first.system)
     return {**stats(samples), "mean": round(100.0 * total / (last_at - started), 2)}
+
+
+def tree_latency(cluster: Cluster, terminal: Terminal, group: str, moves: int
+                 ) -> dict[str, dict[str, float]]:
+    """Store ownership change -> the tree shows the new owner, for planned moves.
+
+    Two starting points: the record file's ctime (the rename that made the change visible),
+    read as soon as a 2 ms poll sees the new owner; and ``claimed_at``, the handing node's clock
+    before it wrote the record, so that one also counts the node's own durable write (fsync).
+    """
+    store = cluster.open()
+    path = store.path_for(f"status/groups/{group}")  # type: ignore[attr-defined]
+    from_visible, from_claim = [], []
+    for index in range(moves):
+        owner = cluster.group(group)["owner"]
+        target = [n for n in NODES if n != owner][index % 2]
+        seen, when = terminal.expect(rf"\b{group}  \S+  on {target}\b")
+        api.move_group(store, group, target)
+
+        def claimed(target: str = target) -> tuple[float, float] | None:
+            changed = os.stat(path).st_ctime
+            value = store.get(f"status/groups/{group}").value
+            return (changed, value["claimed_at"]) if value["owner"] == target else None
+
+        visible_at, claimed_at = wait_until(claimed, timeout=20, interval=0.002,
+                                            message="the move")
+        assert seen.wait(10), f"the tree never showed {group} on {target}"
+        from_visible.append(when[0] - visible_at)
+        from_claim.append(when[0] - claimed_at)
+        cluster.wait_online(group, owner=target, timeout=20)
+    return {"from_record_visible": stats(from_visible, digits=4),
+            "from_claimed_at": stats(from_claim, digits=4)}
 
 
 def create_groups(cluster: Cluster, count: int) -> list[str]:
@@ -124,6 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--moves", type=int, default=10)
     args = parser.parse_args()
     result: dict = {"benchmark": "admin-idle-cpu", "nodes": len(NODES), "groups": args.groups,
                     "seconds": args.seconds, "cpus": os.cpu_count(), "unit": "% of one core"}
@@ -149,6 +208,9 @@ def main() -> None:
             result["idle_app_selected"] = sample_cpu(terminal.proc.pid, args.seconds)
             result["store_writes_per_second"] = round(
                 len(NODES) / (cluster.lease_ttl / 4), 1)
+            if args.moves:
+                result["tree_latency_s"] = tree_latency(cluster, terminal, groups[0],
+                                                        args.moves)
         finally:
             if terminal is not None:
                 terminal.close()

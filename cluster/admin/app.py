@@ -107,10 +107,19 @@ class AdminApp(App[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"cluster {self.store.name}"
-        self.query_one(ClusterTree).focus()
+        # Kept: updates arrive while the timeline or a dialog is the active screen, where
+        # self.query_one would search that screen instead.
+        self.tree_view = self.query_one(ClusterTree)
+        self.detail_view = self.query_one(DetailPanel)
+        self.log_view = self.query_one(EventLog)
+        self.filter_box = self.query_one("#filter", Input)
+        self.banner_view = self.query_one("#banner", Static)
+        self.tree_view.focus()
         # Once a second, only while something on screen grows with time (an app's uptime, an
         # unfinished failover's open bar); paused otherwise, so an idle dashboard sleeps.
         self._ticker = self.set_interval(1.0, self._tick, pause=True)
+        self._detail_ticking = False
+        self._timelines_ticking = False
         self.follow()
 
     def on_unmount(self) -> None:
@@ -124,8 +133,10 @@ class AdminApp(App[None]):
 
     @on(ViewChanged)
     def _view_changed(self, message: ViewChanged) -> None:
+        if not self.tree_view.is_attached:
+            return  # late news while the app shuts down
         self.view = message.view
-        self.query_one(ClusterTree).show(message.view.status)
+        self.tree_view.show(message.view.status)
         self._show_banner()
         self._show_detail()
         self._show_timelines()
@@ -134,8 +145,9 @@ class AdminApp(App[None]):
     @on(EventsArrived)
     def _events_arrived(self, message: EventsArrived) -> None:
         self.events.extend(message.events)
-        log = self.query_one(EventLog)
-        log.add([e for e in message.events if event_matches(e, self.filter_fields)])
+        if not self.log_view.is_attached:
+            return
+        self.log_view.add([e for e in message.events if event_matches(e, self.filter_fields)])
         if any(self._concerns_selection(e) for e in message.events):
             self._show_detail()
         self._show_timelines()
@@ -143,6 +155,8 @@ class AdminApp(App[None]):
     @on(StoreHealth)
     def _store_health(self, message: StoreHealth) -> None:
         self.unreachable = message.problem
+        if not self.banner_view.is_attached:
+            return
         self._show_banner()
 
     @on(ActionDone)
@@ -151,7 +165,7 @@ class AdminApp(App[None]):
                     timeout=6 if message.ok else 10)
 
     def _show_banner(self) -> None:
-        banner = self.query_one("#banner", Static)
+        banner = self.banner_view
         problems = self.view.problems if self.view else ()
         if self.unreachable:
             text = (f"Store unreachable: {self.unreachable} - showing the last known state; "
@@ -177,7 +191,7 @@ class AdminApp(App[None]):
                             store_url=self.store.url, data_dir=self.store.data_dir,
                             checkpoints_dir=self.store.checkpoints_dir,
                             local_dirs=view.local_dirs)
-        self.query_one(DetailPanel).show(detail)
+        self.detail_view.show(detail)
         self._detail_ticking = detail.ticking
         self._update_ticker()
 
@@ -201,9 +215,6 @@ class AdminApp(App[None]):
         screen.show(timelines, self.clock())
         self._timelines_ticking = any(t.in_progress for t in timelines)
         self._update_ticker()
-
-    _detail_ticking = False
-    _timelines_ticking = False
 
     def _update_ticker(self) -> None:
         if self._detail_ticking or self._timelines_ticking:
@@ -240,18 +251,17 @@ class AdminApp(App[None]):
             self.notify(problem, severity="error")
             return False
         self.filter_fields = fields
-        self.query_one("#filter", Input).value = text
-        log = self.query_one(EventLog)
-        log.clear()
-        log.add([e for e in self.events if event_matches(e, fields)][-log.max_lines:]
-                if log.max_lines else [e for e in self.events if event_matches(e, fields)])
+        self.filter_box.value = text
+        self.log_view.clear()
+        self.log_view.add([e for e in self.events if event_matches(e, fields)]
+                          [-EventLog.MAX_LINES:])
         return True
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.filter_box.focus()
 
     def action_focus_tree(self) -> None:
-        self.query_one(ClusterTree).focus()
+        self.tree_view.focus()
 
     def action_filter_selected(self) -> None:
         item = self.selected
@@ -260,10 +270,14 @@ class AdminApp(App[None]):
     # --- actions -----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Item actions apply to the selection, and only on the main screen (not under a
+        dialog or the timeline)."""
         kinds = ACTION_KINDS.get(action)
-        if kinds is None:
+        if kinds is None and action not in ("filter", "filter_selected", "timeline"):
             return True
-        return self.selected.kind in kinds
+        if len(self.screen_stack) > 1:
+            return False
+        return kinds is None or self.selected.kind in kinds
 
     def _group_of(self, item: Item) -> str:
         if item.kind == "group" or self.view is None:

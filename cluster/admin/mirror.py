@@ -176,8 +176,11 @@ def _same_but_lease(old: Record | None, new: Record) -> bool:
         return old is not None and old.value == new.value
     if not isinstance(old.value, dict) or not isinstance(new.value, dict):
         return old.value == new.value
-    strip = lambda v: {k: x for k, x in v.items() if k not in LEASE_ONLY}  # noqa: E731
-    return strip(old.value) == strip(new.value)
+    return _without_lease(old.value) == _without_lease(new.value)
+
+
+def _without_lease(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if k not in LEASE_ONLY}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import RichLog, Static, Tree
 from textual.widgets.tree import TreeNode
@@ -154,7 +155,7 @@ class DetailPanel(VerticalScroll):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"detail-panel--title", "detail-panel--section",
                                              "detail-panel--label"}
 
-    def compose(self) -> Any:
+    def compose(self) -> ComposeResult:
         yield Static(id="detail-body")
 
     def show(self, detail: Detail) -> None:
@@ -184,8 +185,11 @@ class EventLog(RichLog):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"event-log--failure", "event-log--change",
                                              "event-log--time"}
 
+    MAX_LINES = 2000
+
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_lines=2000, wrap=False, markup=False, highlight=False, **kwargs)
+        super().__init__(max_lines=self.MAX_LINES, wrap=False, markup=False, highlight=False,
+                         **kwargs)
 
     def line(self, event: Mapping[str, Any]) -> Text:
         kind = str(event.get("kind", ""))

@@ -31,6 +31,9 @@ SIZE = (140, 45)
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = Cluster(tmp_path_factory.mktemp("live"))
+    # The independent checker samples every process of the machine; 10 Hz instead of 50 Hz
+    # leaves the dashboard, which runs in this process, its share of the GIL on 2 cores.
+    cluster.checker.interval = 0.1
     try:
         cluster.start_nodes(*NODES)
         cluster.create_app_group()

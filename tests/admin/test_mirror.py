@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cluster import api
+from cluster.admin import mirror as mirror_module
 from cluster.admin.mirror import ClusterView, Follower, StoreMirror
 from shared_store import Change, Store, open_store
 from tests.admin.conftest import NOW, node_record
@@ -140,7 +141,10 @@ def test_a_lease_running_out_shows_without_any_write(crafted_store: Store,
     assert next(g for g in down.status["groups"] if g["name"] == "web")["state"] == "pending"
 
 
-def test_store_unreachable_then_back(crafted_store: Store, follow: Any, tmp_path: Path) -> None:
+def test_store_unreachable_then_back(crafted_store: Store, follow: Any, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mirror_module, "PROBE_INTERVAL", 0.2)  # no live lease wakes it here
+    monkeypatch.setattr(mirror_module, "RETRY_INTERVAL", 0.2)
     recorder = follow(crafted_store, clock=lambda: NOW)
     recorder.next_view()
     root = Path(crafted_store.path_for("spec/groups/g")).parents[2]
