@@ -20,7 +20,7 @@ from typing import Any
 from cluster.model import NodeState, Snapshot
 from cluster.policy import failover_threshold, failovers_in_period
 from cluster.properties import checkpoint_paths, resolve
-from cluster.resources import UnknownResourceType, get_type
+from cluster.resources import ResourceType, UnknownResourceType, get_type
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +234,16 @@ def resource_detail(name: str, view_status: Mapping[str, Any], snap: Snapshot,
         rows.append(("last error", status.last_error))
     policy = spec.policy
     sections = [Section("resource", tuple(rows))]
+    panel_spec = spec_dict(name, snap, data_dir, local_dirs)
+    panel, ticking = type_panel(panel_spec,
+                                status_dict(name, snap, now, checkpoints_dir, panel_spec))
+    if panel:  # the type's own page (Cluster Administrator's extension pages) comes first
+        sections.append(Section(spec.type, tuple(panel)))
+    sections.append(Section("restart history", (
+        ("failures in period", f"{len(status.failures)} of {policy.restart_threshold} "
+                               f"allowed in {seconds_text(policy.restart_period)}"),
+        *((clock_text(t), "failed") for t in reversed(status.failures[-HISTORY_ROWS:])),
+    )))
     sections.append(Section("policy", (
         ("restart action", policy.restart_action),
         ("restart threshold", f"{policy.restart_threshold} in "
@@ -245,15 +255,8 @@ def resource_detail(name: str, view_status: Mapping[str, Any], snap: Snapshot,
                                    f"{seconds_text(policy.is_alive_interval)}"),
         ("own monitor", value_text(policy.separate_monitor)),
     )))
-    sections.append(Section("restart history", (
-        ("failures in period", f"{len(status.failures)} of {policy.restart_threshold} "
-                               f"allowed in {seconds_text(policy.restart_period)}"),
-        *((clock_text(t), "failed") for t in reversed(status.failures[-HISTORY_ROWS:])),
-    )))
-    panel_spec = spec_dict(name, snap, data_dir, local_dirs)
-    panel, ticking = type_panel(panel_spec,
-                                status_dict(name, snap, now, checkpoints_dir, panel_spec))
-    sections.append(Section(spec.type, tuple(panel)))
+    sections.append(Section("properties", tuple(
+        ResourceType.admin_panel(panel_spec, {})) or (("-", "none"),)))
     history = _history(events, resource=name)
     if history:
         sections.append(Section("recent events", tuple(history)))
@@ -287,11 +290,14 @@ def status_dict(name: str, snap: Snapshot, now: float, checkpoints_dir: Path | N
 
 
 def type_panel(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[Rows, bool]:
-    """The resource type's own rows; (rows, whether they show a growing duration)."""
+    """The resource type's own rows, if it has a page of its own; (rows, whether they show a
+    growing duration)."""
     try:
         type_class = get_type(str(spec.get("type")))
     except UnknownResourceType as exc:
         return [("panel", f"{exc}")], False
+    if getattr(type_class.admin_panel, "__func__", None) is ResourceType.admin_panel.__func__:
+        return [], False  # no page of its own: the properties section says it all
     try:
         rows = [(str(k), str(v)) for k, v in type_class.admin_panel(dict(spec), dict(status))]
     except Exception as exc:  # noqa: BLE001 - a plug-in's bug costs its own section only

@@ -101,6 +101,8 @@ class ResourceType(ABC):
         Default: the properties.
         """
         def text(value: Any) -> str:
+            if isinstance(value, bool):
+                return "yes" if value else "no"
             if isinstance(value, list | tuple):
                 return " ".join(str(v) for v in value) or "-"
             if isinstance(value, dict):

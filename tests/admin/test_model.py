@@ -150,3 +150,18 @@ def test_bad_filter_says_what_to_type(text: str, says: str) -> None:
     fields, problem = parse_filter(text)
     assert fields == {} and problem is not None and problem.startswith(says)
     assert "node:NAME" in problem or "once" in problem
+
+
+def test_every_resource_lists_its_properties_and_only_typed_pages_add_one(
+        crafted_store: Store) -> None:
+    crafted_store.put("spec/resources/batch-agent", {
+        "group": "batch", "type": "generic-script", "properties": {
+            "script": ["{data}/agent.sh"], "timeout": 30.0}, "depends_on": [], "policy": {},
+        "desired": "online"})
+    agent = detail(crafted_store, "resource", "batch-agent")
+    assert rows(agent, "properties") == {"script": f"{crafted_store.data_dir}/agent.sh",
+                                         "timeout": "30.0"}
+    assert [s.title for s in agent.sections if s.title == "generic-script"] == []
+    app = detail(crafted_store, "resource", "g-app")
+    assert rows(app, "properties")["checkpoints"] == "/srv/node2/state/app"
+    assert "generic-app" in [s.title for s in app.sections]
