@@ -179,7 +179,9 @@ class Attach:
             with contextlib.suppress(OSError):
                 os.write(self.stdout_fd, RESET_TERMINAL + b"\r\n")
             if saved is not None:
-                termios.tcsetattr(self.stdin_fd, termios.TCSADRAIN, saved)
+                # After a hang-up the terminal is gone (EIO): there is nothing left to restore.
+                with contextlib.suppress(termios.error, OSError):
+                    termios.tcsetattr(self.stdin_fd, termios.TCSADRAIN, saved)
             self._watch.close()
             for fd in (self._wake_r, self._wake_w):
                 os.close(fd)
@@ -248,7 +250,9 @@ class Attach:
                     timeout = min(timeout, 0.1)
                 for key, _ in sel.select(max(0.0, timeout)):
                     if key.data == "stdin":
-                        data = os.read(self.stdin_fd, 4096)
+                        data = self._read_stdin()
+                        if data is None:
+                            continue
                         if not data or DETACH_KEY in data:
                             before = data.split(DETACH_KEY, 1)[0] if data else b""
                             if before:
@@ -306,8 +310,8 @@ class Attach:
             sel.register(self._wake_r, selectors.EVENT_READ, "wake")
             for key, _ in sel.select(timeout):
                 if key.data == "stdin":
-                    data = os.read(self.stdin_fd, 4096)
-                    if not data or DETACH_KEY in data:
+                    data = self._read_stdin()
+                    if data is not None and (not data or DETACH_KEY in data):
                         return True
                 else:
                     with contextlib.suppress(BlockingIOError):
@@ -333,6 +337,16 @@ class Attach:
         return f"{self.group} is {state} — waiting for it to come online (ctrl+] leaves)"
 
     # --- terminal ---------------------------------------------------------------------------
+
+    def _read_stdin(self) -> bytes | None:
+        """Keys typed; b"" when the terminal is gone (EOF, or EIO after a hang-up); None when
+        there was nothing to read after all."""
+        try:
+            return os.read(self.stdin_fd, 4096)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
 
     def _banner(self, text: str) -> None:
         rows, cols = terminal_size(self.stdout_fd)

@@ -174,12 +174,14 @@ def test_the_app_exiting_then_restarting_and_detach(online: Cluster, session) ->
     assert s.result() == 0
 
 
-def test_closing_the_terminal_ends_attach(online: Cluster, terminals) -> None:
-    """Hang-up (the window closed): attach must go away, not spin on a dead terminal."""
-    term = terminals(attach_argv(online))
+def test_closing_the_terminal_ends_attach_cleanly(online: Cluster, terminals,
+                                                  tmp_path: Path) -> None:
+    """Hang-up (the window closed): attach must leave quietly, not spin on a dead terminal or
+    die with a traceback trying to restore a terminal that no longer exists."""
+    stderr = tmp_path / "stderr"
+    term = terminals(["sh", "-c", 'exec "$@" 2>"$0"', str(stderr), *attach_argv(online)])
     wait_ready(term)
-    pid = term.proc.pid
     term.hang_up()
-    term.wait_exit(10)
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert term.wait_exit(10) == 0
+    assert "Traceback" not in stderr.read_text(), stderr.read_text()
     assert online.group(GROUP)["state"] == "online"
