@@ -1,18 +1,21 @@
 """The hanotepad Textual app: a thin layer over the document, autosave and session classes.
 
-The app owns the widgets and the timing: it debounces changes (``Debouncer``),
-takes snapshots of the buffer on the UI thread, and hands them to named thread
-workers that call ``DocumentFile.save``; results come back as messages. The
-rules about what may be written live in ``document.py``; the app only shows
-their outcome and asks the user when they must choose.
+What may be written, and when a file changed behind our back, is decided by
+``DocumentFile`` (document.py); when to write, by the ``Autosaver`` thread
+(autosave.py); where the user was, by ``Session`` (session.py). The app wires
+them to the widgets, shows their outcome, and asks the user when they must
+choose. Blocking I/O runs in named thread workers that report with messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import Iterable
+import threading
+from asyncio import TimerHandle
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -23,20 +26,14 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.timer import Timer
 from textual.widgets import Footer, TextArea
 from textual.widgets.text_area import Selection
 from textual.worker import Worker, WorkerState
 
-from hanotepad.autosave import Debouncer
+from hanotepad.autosave import Autosaver, Debouncer
 from hanotepad.dialogs import ChoiceDialog, GotoLineDialog, PathDialog
-from hanotepad.document import (
-    DiskChange,
-    DocumentFile,
-    SaveOutcome,
-    SaveStatus,
-    Snapshot,
-)
+from hanotepad.document import DiskChange, DocumentFile, SaveOutcome, SaveStatus, Snapshot
+from hanotepad.editing import find_in, go_to_line, replace_in
 from hanotepad.fileio import SIZE_LIMIT, FileProblem, LoadedFile, read_text_file
 from hanotepad.messages import (
     DiskChecked,
@@ -49,11 +46,11 @@ from hanotepad.messages import (
     ReplaceRequested,
     SavedAs,
     SaveDone,
+    SaveStarted,
     SessionSaved,
 )
-from hanotepad.search import find, matches_at, replace_all
 from hanotepad.session import Place, Session, SessionStore, default_state_dir
-from hanotepad.shutdown import exit_soon, pending_input_bytes, write_recovery
+from hanotepad.shutdown import exit_soon, pending_input_bytes, terminal_gone, write_recovery
 from hanotepad.textarea import EditorArea
 from hanotepad.widgets import FindBar, StatusBar
 
@@ -67,6 +64,7 @@ DRAIN_LIMIT = 0.5
 """On SIGTERM/SIGHUP, how long to let already-typed keys reach the buffer."""
 WRAP_LIMIT = 4_000_000
 """Above this many characters a file opens without soft wrap (wrapping it costs seconds)."""
+NEW_FILE_NOTE = "new file"
 
 Location = tuple[int, int]
 
@@ -117,15 +115,22 @@ class HaNotepadApp(App[None]):
         """How many times the buffer was reloaded after a change on disk."""
         self.recovered: Path | None = None
         """Where unsaveable text was kept on a signal exit, if it had to be."""
-        self._autosave = autosave or Debouncer()
-        self._autosave_timer: Timer | None = None
-        self._save_in_flight = False
-        self._retry_timer: Timer | None = None
+        # Held while the buffer or its file is replaced, and while the autosave
+        # thread takes a snapshot: a snapshot never pairs a file with another text.
+        self._buffer_lock = threading.Lock()
+        self._autosaver = Autosaver(
+            self._autosave_take,
+            lambda outcome: self.post_message(SaveDone(outcome)),
+            started=lambda: self.post_message(SaveStarted()),
+            debouncer=autosave,
+        )
+        self._explicit_saves = 0
+        self._retry_timer: TimerHandle | None = None
         self._session_debounce = Debouncer()
-        self._session_timer: Timer | None = None
+        self._session_timer: TimerHandle | None = None
         self._session_in_flight = False
         self._watcher: Any = None
-        self._check_timer: Timer | None = None
+        self._check_timer: TimerHandle | None = None
         self._check_in_flight = False
         self._check_again = False
         self._recheck_after_save = False
@@ -137,13 +142,15 @@ class HaNotepadApp(App[None]):
         # Kept, not queried: handlers still run while the screen is torn down at exit.
         self.editor = EditorArea(id="editor", soft_wrap=True, tab_behavior="indent")
         self.editor.indent_type = "tabs"  # tab inserts a tab character, as in Notepad
+        self.editor.edit_listener = self._autosaver.changed
         self.status = StatusBar(id="status")
+        self.find_bar = FindBar(id="findbar")
 
-    # ----------------------------------------------------------------- layout
+    # ------------------------------------------------------------ lifecycle
 
     def compose(self) -> ComposeResult:
         yield self.editor
-        yield FindBar(id="findbar")
+        yield self.find_bar
         yield self.status
         yield Footer()
 
@@ -155,6 +162,7 @@ class HaNotepadApp(App[None]):
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(signum, self._on_exit_signal, signum)
+        self._autosaver.start()
         target = self._initial_path
         if target is None and self.session.file:
             target = Path(self.session.file)
@@ -171,7 +179,32 @@ class HaNotepadApp(App[None]):
         if session_problem:
             self.show_problem(session_problem)
 
-    # ---------------------------------------------------------------- loading
+    def on_ready(self) -> None:
+        self.watch(self.editor, "scroll_y", self._place_changed, init=False)
+        self.watch(self.editor, "scroll_x", self._place_changed, init=False)
+
+    def on_unmount(self) -> None:
+        self._autosaver.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def _later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        """Call ``callback`` on the UI thread after ``delay`` seconds.
+
+        Not ``set_timer``: a Textual one-shot timer whose deadline has passed by the
+        time its task runs (a busy loop, or a delay of 0) is skipped, never fired.
+        """
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+    def show_problem(self, problem: str) -> None:
+        """Show a problem in the status bar, and as a notification the first time."""
+        self.status.message = problem
+        if problem != self._last_problem:
+            self._last_problem = problem
+            self.notify(problem, severity="error", timeout=8)
+        logger.warning("%s", problem)
+
+    # -------------------------------------------------------------- loading
 
     @work(thread=True, group="load", name="load", exclusive=True, exit_on_error=False)
     def _load_worker(self, path: Path) -> None:
@@ -185,8 +218,16 @@ class HaNotepadApp(App[None]):
         loaded = message.loaded
         if self.doc is not None:
             self.flush()  # keys typed while the new file was being read go to the old one
-        self.doc = DocumentFile.from_loaded(loaded, self.size_limit)
-        self._set_text(loaded.text, loaded.read_only, loaded.stamp.size if loaded.stamp else 0)
+        place = self.session.place_for(loaded.path)
+        with self._buffer_lock:
+            self.doc = DocumentFile.from_loaded(loaded, self.size_limit)
+            self._set_text(loaded.text, loaded.read_only, loaded.stamp.size if loaded.stamp else 0)
+            if place is not None:
+                # The cursor now, so that keys typed at once land where it was; the
+                # scroll again once the layout knows the editor's size.
+                self._restore_place(place)
+        if place is not None:
+            self.call_after_refresh(self._restore_scroll, place)
         self.status.path = str(loaded.path)
         if not self.editor.document.exact:
             self.read_only = self.editor.read_only = self.status.read_only = True
@@ -197,12 +238,9 @@ class HaNotepadApp(App[None]):
         elif loaded.warning:
             self.show_problem(loaded.warning)
         elif loaded.stamp is None:
-            self.status.message = "new file"
+            self.status.message = NEW_FILE_NOTE
         elif loaded.read_only:
             self.status.message = "read-only file: save as (f12) to keep a copy"
-        place = self.session.place_for(loaded.path)
-        if place is not None:
-            self.call_after_refresh(self._restore_place, place)
         self.session = self.session.with_place(loaded.path, place or Place())
         self._session_changed()
         self._start_watching(loaded.path)
@@ -215,14 +253,14 @@ class HaNotepadApp(App[None]):
             self.ready = True
         self.show_problem(message.problem)
 
-    def _set_text(self, text: str, read_only: bool, size: int = 0) -> None:
+    def _set_text(self, text: str, read_only: bool, size: int) -> None:
+        """Replace the buffer (caller holds the buffer lock)."""
         editor = self.editor
         if len(text) > WRAP_LIMIT and editor.soft_wrap:
             editor.soft_wrap = False
-            self.status.message = "soft wrap is off for this large file: alt+z turns it on"
+            self.notify("soft wrap is off for this large file: alt+z turns it on")
         editor.load_text(text)
         self._last_seen_revision = 0
-        self._autosave.taken()
         self.read_only = editor.read_only = self.status.read_only = read_only
         self.status.save_state = "saved"
         self.status.message = ""
@@ -230,22 +268,24 @@ class HaNotepadApp(App[None]):
         self._last_problem = None
 
     def _become_untitled(self) -> None:
-        self.doc = None
-        self._set_text("", False)
+        with self._buffer_lock:
+            self.doc = None
+            self._set_text("", False, 0)
         self.status.path = "untitled"
         self.session = replace(self.session, file=None)
         self._session_changed()
 
     def _restore_place(self, place: Place) -> None:
-        editor = self.editor
-        editor.selection = Selection(self._clamp(place.anchor), self._clamp(place.cursor))
-        editor.scroll_to(place.scroll[0], place.scroll[1], animate=False, immediate=True)
+        self.editor.selection = Selection(self._clamp(place.anchor), self._clamp(place.cursor))
+        self._restore_scroll(place)
+
+    def _restore_scroll(self, place: Place) -> None:
+        self.editor.scroll_to(place.scroll[0], place.scroll[1], animate=False, immediate=True)
 
     def _clamp(self, location: Location) -> Location:
         document = self.editor.document
         row = max(0, min(location[0], document.line_count - 1))
-        column = max(0, min(location[1], len(document[row])))
-        return row, column
+        return row, max(0, min(location[1], len(document[row])))
 
     def _current_place(self) -> Place:
         editor = self.editor
@@ -253,7 +293,7 @@ class HaNotepadApp(App[None]):
         scroll = (round(editor.scroll_x), round(editor.scroll_y))
         return Place(cursor=cursor, anchor=anchor, scroll=scroll)
 
-    # --------------------------------------------------------------- autosave
+    # ------------------------------------------------------------- autosave
 
     @on(TextArea.Changed, "#editor")
     def _text_changed(self) -> None:
@@ -261,64 +301,47 @@ class HaNotepadApp(App[None]):
         if revision == self._last_seen_revision:
             return  # a load, not an edit
         self._last_seen_revision = revision
-        self._autosave.changed(monotonic())
         if self.status.save_state != "error":
             self.status.save_state = "unsaved"
-        self._arm_autosave()
+        if self.doc is None:
+            self._session_changed()  # the untitled size is updated with the session
 
-    def _arm_autosave(self) -> None:
-        if self._autosave_timer is not None or self._save_in_flight:
-            return
-        due = self._autosave.due_at()
-        if due is not None:
-            delay = max(0.0, due - monotonic())
-            self._autosave_timer = self.set_timer(delay, self._autosave_tick, name="autosave")
+    def _autosave_take(self) -> Callable[[], SaveOutcome] | None:
+        """On the autosave thread: a write of the buffer as it is now, or None."""
+        with self._buffer_lock:
+            doc = self.doc
+            if doc is None or self.read_only or self._conflict_open:
+                return None
+            revision, text = self.editor.document.snapshot()
+            if doc.is_saved(doc.generation, revision):
+                return None
+            return partial(doc.save, Snapshot(doc.generation, revision, text))
 
-    def _autosave_tick(self) -> None:
-        self._autosave_timer = None
-        if self._save_in_flight or not self._autosave.pending:
-            return
-        if self._autosave.is_due(monotonic()):
-            self._start_save()
-        else:
-            self._arm_autosave()
-
-    def _start_save(self, *, force: bool = False) -> None:
-        editor = self.editor
-        doc = self.doc
-        if doc is None:
-            self._autosave.taken()
-            self.status.file_size = len(editor.text.encode("utf-8"))
-            self.status.save_state = "unsaved"
-            return
-        if self.read_only or self._conflict_open:
-            return
-        snapshot = Snapshot(doc.generation, editor.revision, editor.text)
-        self._autosave.taken()
-        self._save_in_flight = True
-        self.status.save_state = "saving"
-        self._save_worker(doc, snapshot, force)
-
-    @work(thread=True, group="autosave", name="autosave", exit_on_error=False)
-    def _save_worker(self, doc: DocumentFile, snapshot: Snapshot, force: bool) -> None:
-        self.post_message(SaveDone(doc.save(snapshot, force=force)))
+    @on(SaveStarted)
+    def _save_started(self) -> None:
+        if self.status.save_state != "error":
+            self.status.save_state = "saving"
 
     @on(SaveDone)
     def _save_done(self, message: SaveDone) -> None:
-        self._save_in_flight = False
+        if message.explicit:
+            self._explicit_saves -= 1
         self._show_outcome(message.outcome)
-        self._arm_autosave()
-        if self._recheck_after_save:
+        if self._recheck_after_save and not self._saving():
             self._recheck_after_save = False
             self._disk_event()
+
+    def _saving(self) -> bool:
+        return self._autosaver.busy or self._explicit_saves > 0
 
     def _show_outcome(self, outcome: SaveOutcome) -> None:
         doc = self.doc
         if doc is None or outcome.path != doc.path:
             return  # a save of a file we have since left
         if outcome.status is SaveStatus.SAVED:
-            self._autosave.written(outcome.duration)
             self.status.file_size = outcome.size
+            if self.status.message == NEW_FILE_NOTE:
+                self.status.message = ""
             if outcome.recreated:
                 self.notify(f"{doc.path.name} had been deleted on disk: saved it again")
         if outcome.status in (SaveStatus.SAVED, SaveStatus.UP_TO_DATE):
@@ -327,65 +350,60 @@ class HaNotepadApp(App[None]):
                 if self._last_problem is not None:
                     self.status.message = ""
                     self._last_problem = None
-            elif not self._save_in_flight:
+            elif not self._saving():
                 self.status.save_state = "unsaved"
+                if not self._autosaver.pending and not self._conflict_open:
+                    self._autosaver.changed()  # edits no write has taken: take them
         elif outcome.status is SaveStatus.CONFLICT:
             self._ask_about_conflict()
         elif outcome.status is SaveStatus.FAILED:
             self.status.save_state = "error"
             self.show_problem(outcome.message or f"cannot save {doc.path}")
             if self._retry_timer is None:
-                self._retry_timer = self.set_timer(RETRY_DELAY, self._retry_save, name="retry")
+                self._retry_timer = self._later(RETRY_DELAY, self._retry_save)
 
     def _retry_save(self) -> None:
         self._retry_timer = None
         if self.doc is not None and not self._is_clean():
-            self._autosave.changed(monotonic())
-            self._arm_autosave()
+            self._autosaver.changed()
 
     def _is_clean(self) -> bool:
         doc = self.doc
         return (
             doc is not None
-            and not self._save_in_flight
+            and not self._saving()
             and doc.is_saved(doc.generation, self.editor.revision)
         )
 
-    def _cancel_autosave_timer(self) -> None:
-        if self._autosave_timer is not None:
-            self._autosave_timer.stop()
-            self._autosave_timer = None
+    def _save_explicitly(self, doc: DocumentFile, *, overrule: bool = False) -> None:
+        """A save the user asked for: now, even with no new edits (creates a missing file)."""
+        snapshot = Snapshot(doc.generation, self.editor.revision, self.editor.text)
+        self._explicit_saves += 1
+        self.status.save_state = "saving"
+        self._save_worker(doc, snapshot, overrule)
+
+    @work(thread=True, group="save", name="save", exit_on_error=False)
+    def _save_worker(self, doc: DocumentFile, snapshot: Snapshot, overrule: bool) -> None:
+        if overrule:
+            doc.overrule_disk()
+        self.post_message(SaveDone(doc.save(snapshot, force=True), explicit=True))
 
     def flush(self) -> SaveOutcome | None:
         """Write pending edits now, on this thread (switching files, quitting, signals)."""
-        self._cancel_autosave_timer()
         doc = self.doc
         if doc is None or self.read_only:
             return None
-        if self._conflict_open:
-            return SaveOutcome(
-                SaveStatus.CONFLICT, doc.path, doc.generation, self.editor.revision,
-                message=f"{doc.path.name} changed on disk",
-            )
         revision = self.editor.revision
-        if doc.is_saved(doc.generation, revision) and not self._save_in_flight:
+        if self._conflict_open:
+            return SaveOutcome(SaveStatus.CONFLICT, doc.path, doc.generation, revision)
+        if doc.is_saved(doc.generation, revision) and not self._saving():
             return None
-        self._autosave.taken()
         outcome = doc.save(Snapshot(doc.generation, revision, self.editor.text))
-        if outcome.status is SaveStatus.CONFLICT:
-            return outcome  # asking is the caller's business (it may be exiting)
-        self._show_outcome(outcome)
+        if outcome.status is not SaveStatus.CONFLICT:  # asking is the caller's business
+            self._show_outcome(outcome)
         return outcome
 
-    def show_problem(self, problem: str) -> None:
-        """Show a problem in the status bar, and as a notification the first time."""
-        self.status.message = problem
-        if problem != self._last_problem:
-            self._last_problem = problem
-            self.notify(problem, severity="error", timeout=8)
-        logger.warning("%s", problem)
-
-    # --------------------------------------------------------------- conflict
+    # ------------------------------------------------------------- conflict
 
     def _ask_about_conflict(self) -> None:
         doc = self.doc
@@ -408,27 +426,12 @@ class HaNotepadApp(App[None]):
         doc = self.doc
         if doc is None:
             self._conflict_open = False
-            return
-        if choice == "reload":
-            # Saving stays blocked (the conflict stays open) until the reload lands.
-            self._cancel_autosave_timer()
-            self._autosave.taken()
-            self._reload_worker(doc)
-            return
+        elif choice == "reload":
+            self._reload_worker(doc)  # saving stays blocked until the reload lands
         else:
-            self._cancel_autosave_timer()
-            self._autosave.taken()
-            snapshot = Snapshot(doc.generation, self.editor.revision, self.editor.text)
-            self._save_in_flight = True
-            self.status.save_state = "saving"
-            self._keep_mine_worker(doc, snapshot)
-        self._conflict_open = False
-        self.status.message = ""
-
-    @work(thread=True, group="autosave", name="keep-mine", exit_on_error=False)
-    def _keep_mine_worker(self, doc: DocumentFile, snapshot: Snapshot) -> None:
-        doc.overrule_disk()
-        self.post_message(SaveDone(doc.save(snapshot, force=True)))
+            self._conflict_open = False
+            self.status.message = ""
+            self._save_explicitly(doc, overrule=True)
 
     @work(thread=True, group="disk-check", name="reload", exit_on_error=False)
     def _reload_worker(self, doc: DocumentFile) -> None:
@@ -447,20 +450,19 @@ class HaNotepadApp(App[None]):
             self._apply_reload(message.loaded)
         else:
             self.show_problem(f"cannot reload: {message.problem}")
-            self._autosave.changed(monotonic())
-            self._arm_autosave()  # this conflicts again, and asks again
+            self._autosaver.changed()  # this conflicts again, and asks again
 
     def _apply_reload(self, loaded: LoadedFile) -> None:
         doc = self.doc
         assert doc is not None
         place = self._current_place()
-        self._cancel_autosave_timer()
-        doc.adopt(loaded)
-        self._set_text(loaded.text, loaded.read_only, loaded.stamp.size if loaded.stamp else 0)
-        self._restore_place(place)
+        with self._buffer_lock:
+            doc.adopt(loaded)
+            self._set_text(loaded.text, loaded.read_only, loaded.stamp.size if loaded.stamp else 0)
+            self._restore_place(place)
         self.reload_count += 1
 
-    # ---------------------------------------------------------- disk watching
+    # -------------------------------------------------------- disk watching
 
     def _start_watching(self, path: Path) -> None:
         if self._watch_enabled:
@@ -468,6 +470,8 @@ class HaNotepadApp(App[None]):
 
     @work(thread=True, group="watch", name="watch", exclusive=True, exit_on_error=False)
     def _watch_worker(self, path: Path) -> None:
+        import time
+
         from hanotepad.fileio import remove_stale_temp_files
         from hanotepad.watcher import FileWatcher
 
@@ -475,14 +479,12 @@ class HaNotepadApp(App[None]):
             self._watcher = FileWatcher(lambda: self.post_message(DiskEvent()))
         self._watcher.watch(path)
         logger.info("watching %s (%s)", path, self._watcher.mode)
-        import time
-
         remove_stale_temp_files(path, older_than=60.0, now=time.time())
 
     @on(DiskEvent)
     def _disk_event(self) -> None:
         if self._check_timer is None:
-            self._check_timer = self.set_timer(DISK_SETTLE, self._start_disk_check, name="disk")
+            self._check_timer = self._later(DISK_SETTLE, self._start_disk_check)
 
     def _start_disk_check(self) -> None:
         self._check_timer = None
@@ -517,7 +519,7 @@ class HaNotepadApp(App[None]):
         elif check.change is DiskChange.UNREADABLE:
             self.show_problem(f"the file on disk changed and cannot be read: {check.message}")
         elif check.change is DiskChange.MODIFIED and check.loaded is not None:
-            if self._save_in_flight:
+            if self._saving():
                 self._recheck_after_save = True  # decide once our save has landed
             elif self._is_clean() and not self._conflict_open:
                 self._apply_reload(check.loaded)
@@ -525,15 +527,22 @@ class HaNotepadApp(App[None]):
             else:
                 self._ask_about_conflict()
 
-    # ---------------------------------------------------------------- session
+    # -------------------------------------------------------------- session
+
+    @on(TextArea.SelectionChanged, "#editor")
+    def _selection_changed(self, event: TextArea.SelectionChanged) -> None:
+        self.status.position = event.selection.end
+        self._place_changed()
+
+    def _place_changed(self) -> None:
+        if self.ready:
+            self._session_changed()
 
     def _session_changed(self) -> None:
         self._session_debounce.changed(monotonic())
         if self._session_timer is None and not self._session_in_flight:
             due = self._session_debounce.due_at() or monotonic()
-            self._session_timer = self.set_timer(
-                max(0.0, due - monotonic()), self._session_tick, name="session"
-            )
+            self._session_timer = self._later(max(0.0, due - monotonic()), self._session_tick)
 
     def _session_tick(self) -> None:
         self._session_timer = None
@@ -543,6 +552,8 @@ class HaNotepadApp(App[None]):
             self._session_changed()
             return
         self._session_debounce.taken()
+        if self.doc is None:
+            self.status.file_size = len(self.editor.text.encode("utf-8"))
         self._session_in_flight = True
         self._session_worker(self._session_snapshot())
 
@@ -571,9 +582,9 @@ class HaNotepadApp(App[None]):
             self._session_changed()
 
     def save_session_now(self) -> None:
-        """Write the session on this thread (exit)."""
+        """Write the session on this thread (switching files, exit)."""
         if self._session_timer is not None:
-            self._session_timer.stop()
+            self._session_timer.cancel()
             self._session_timer = None
         self._session_debounce.taken()
         try:
@@ -581,22 +592,7 @@ class HaNotepadApp(App[None]):
         except FileProblem as problem:
             logger.warning("%s", problem)
 
-    @on(TextArea.SelectionChanged, "#editor")
-    def _selection_changed(self, event: TextArea.SelectionChanged) -> None:
-        self.status.position = event.selection.end
-        if self.ready:
-            self._session_changed()
-
-    def _scrolled(self) -> None:
-        if self.ready:
-            self._session_changed()
-
-    def on_ready(self) -> None:
-        editor = self.editor
-        self.watch(editor, "scroll_y", self._scrolled, init=False)
-        self.watch(editor, "scroll_x", self._scrolled, init=False)
-
-    # ---------------------------------------------------------------- actions
+    # ----------------------------------------------------- file commands
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Our shortcuts act on the editor: not while a dialog is open.
@@ -607,15 +603,10 @@ class HaNotepadApp(App[None]):
     def action_save(self) -> None:
         if self.doc is None:
             self.action_save_as()
-            return
-        if self.read_only:
+        elif self.read_only:
             self.show_problem("this file is read-only: save as (f12) to keep a copy")
-            return
-        if self._save_in_flight:
-            self._autosave.changed(monotonic())  # save again when the current write ends
-            return
-        self._cancel_autosave_timer()
-        self._start_save(force=True)
+        else:
+            self._save_explicitly(self.doc)
 
     def action_save_as(self) -> None:
         current = self.doc.path if self.doc is not None else None
@@ -631,8 +622,7 @@ class HaNotepadApp(App[None]):
             return
         if path.is_dir():
             self.show_problem(f"{path} is a folder: type a file name inside it")
-            return
-        if path.exists() and (self.doc is None or path != self.doc.path):
+        elif path.exists() and (self.doc is None or path != self.doc.path):
             self.push_screen(
                 ChoiceDialog(
                     "Replace file?",
@@ -642,8 +632,8 @@ class HaNotepadApp(App[None]):
                 ),
                 lambda choice: self._save_as_confirmed(path) if choice == "replace" else None,
             )
-            return
-        self._save_as_confirmed(path)
+        else:
+            self._save_as_confirmed(path)
 
     def _save_as_confirmed(self, path: Path) -> None:
         self.flush()
@@ -664,8 +654,9 @@ class HaNotepadApp(App[None]):
             self.show_problem(outcome.message or f"cannot save {outcome.path}")
             return
         # The buffer stays as it is (cursor, undo history); only its file changes.
-        self.doc = message.target
-        self.read_only = self.editor.read_only = self.status.read_only = False
+        with self._buffer_lock:
+            self.doc = message.target
+            self.read_only = self.editor.read_only = self.status.read_only = False
         self.status.path = str(outcome.path)
         self.status.file_size = outcome.size
         self.status.message = f"saved as {outcome.path.name}"
@@ -674,32 +665,27 @@ class HaNotepadApp(App[None]):
         self.session = self.session.with_place(outcome.path, self._current_place())
         self._session_changed()
         self._start_watching(outcome.path)
-        self._arm_autosave()
+        if not self._is_clean():
+            self._autosaver.changed()
 
     def action_open(self) -> None:
         folder = self.doc.path.parent if self.doc is not None else Path.cwd()
         self.push_screen(
             PathDialog("Open file", folder=folder, initial=str(folder) + "/", action="Open"),
-            self._open_chosen,
+            lambda path: self.open_file(path) if path is not None else None,
         )
-
-    def _open_chosen(self, path: Path | None) -> None:
-        if path is not None:
-            self.open_file(path)
 
     def open_file(self, path: Path) -> None:
         """Save the current file, then open ``path`` (a problem keeps the current file)."""
-        if not self._leave_current():
-            return
-        self._load_worker(Path(path).absolute())
+        if self._leave_current():
+            self._load_worker(Path(path).absolute())
 
     def action_new(self) -> None:
-        if not self._leave_current():
-            return
-        self._become_untitled()
+        if self._leave_current():
+            self._become_untitled()
 
     def _leave_current(self) -> bool:
-        """Save before switching away; False (and ask) if the text cannot be saved."""
+        """Save before switching away; False (and say why) if the text cannot be saved."""
         outcome = self.flush()
         if outcome is not None and outcome.status is SaveStatus.CONFLICT:
             self._ask_about_conflict()
@@ -712,17 +698,19 @@ class HaNotepadApp(App[None]):
         self.save_session_now()
         return True
 
+    # -------------------------------------------------- editing commands
+
     def action_find(self) -> None:
-        self.query_one(FindBar).open(replace=False, query=self.editor.selected_text or None)
+        self.find_bar.open(replace=False, query=self.editor.selected_text or None)
 
     def action_replace(self) -> None:
-        self.query_one(FindBar).open(replace=True, query=self.editor.selected_text or None)
+        self.find_bar.open(replace=True, query=self.editor.selected_text or None)
 
     def action_find_next(self) -> None:
-        self._find(self._find_query or self.query_one(FindBar).query_text, backward=False)
+        self._find(self._find_query or self.find_bar.query_text, backward=False)
 
     def action_find_previous(self) -> None:
-        self._find(self._find_query or self.query_one(FindBar).query_text, backward=True)
+        self._find(self._find_query or self.find_bar.query_text, backward=True)
 
     @on(FindRequested)
     def _find_requested(self, message: FindRequested) -> None:
@@ -732,41 +720,21 @@ class HaNotepadApp(App[None]):
     def _find_closed(self) -> None:
         self.editor.focus()
 
-    def _find(self, query: str, *, backward: bool) -> bool:
+    def _find(self, query: str, *, backward: bool) -> None:
         if not query:
             self.action_find()
-            return False
+            return
         self._find_query = query
-        editor = self.editor
-        start, end = sorted(editor.selection)
-        match = find(editor.document.lines, query, start if backward else end, backward=backward)
-        if match is None:
-            self.status.message = f"not found: {query}"
-            return False
-        editor.selection = Selection(match.start, match.end)
-        editor.scroll_cursor_visible(center=True)
-        self.status.message = ""
-        return True
+        self.status.message = find_in(self.editor, query, backward=backward)
 
     @on(ReplaceRequested)
     def _replace_requested(self, message: ReplaceRequested) -> None:
-        editor = self.editor
         if self.read_only or not message.query:
             return
         self._find_query = message.query
-        if message.everywhere:
-            plan = replace_all(editor.document.lines, message.query, message.replacement)
-            if plan is None:
-                self.status.message = f"not found: {message.query}"
-                return
-            editor.replace(plan.text, plan.start, plan.end)
-            self.status.message = f"replaced {plan.count} occurrence(s)"
-            return
-        start, end = editor.selection
-        if matches_at(editor.document.lines, message.query, start, end):
-            result = editor.replace(message.replacement, *sorted((start, end)))
-            editor.selection = Selection.cursor(result.end_location)
-        self._find(message.query, backward=False)
+        self.status.message = replace_in(
+            self.editor, message.query, message.replacement, everywhere=message.everywhere
+        )
 
     def action_goto_line(self) -> None:
         editor = self.editor
@@ -776,12 +744,9 @@ class HaNotepadApp(App[None]):
         )
 
     def _goto_chosen(self, line: int | None) -> None:
-        if line is None:
-            return
-        editor = self.editor
-        editor.move_cursor((line - 1, 0))
-        editor.scroll_cursor_visible(center=True)
-        editor.focus()
+        if line is not None:
+            go_to_line(self.editor, line)
+            self.editor.focus()
 
     def action_toggle_wrap(self) -> None:
         self.editor.soft_wrap = not self.editor.soft_wrap
@@ -789,13 +754,12 @@ class HaNotepadApp(App[None]):
         self._session_changed()
 
     def _editor_action(self, name: str) -> None:
-        editor = self.editor
-        editor.focus()
-        self.call_later(editor.run_action, name)
+        self.editor.focus()
+        self.call_later(self.editor.run_action, name)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        select_all = partial(self._editor_action, "select_all")
-        commands = [
+        editor_action = self._editor_action
+        commands: list[tuple[str, str, Callable[[], Any]]] = [
             ("New file", "Start an empty, untitled text (ctrl+n)", self.action_new),
             ("Open file", "Open a file from disk (ctrl+o)", self.action_open),
             ("Save", "Write the file now (ctrl+s); it autosaves anyway", self.action_save),
@@ -804,12 +768,12 @@ class HaNotepadApp(App[None]):
             ("Find next", "Find the next match (f3)", self.action_find_next),
             ("Find previous", "Find the previous match (shift+f3)", self.action_find_previous),
             ("Replace", "Find and replace text (ctrl+r)", self.action_replace),
-            ("Undo", "Undo the last edit (ctrl+z)", partial(self._editor_action, "undo")),
-            ("Redo", "Redo the last undone edit (ctrl+y)", partial(self._editor_action, "redo")),
-            ("Select all", "Select the whole text (ctrl+a)", select_all),
-            ("Cut", "Cut the selection (ctrl+x)", partial(self._editor_action, "cut")),
-            ("Copy", "Copy the selection (ctrl+c)", partial(self._editor_action, "copy")),
-            ("Paste", "Paste (ctrl+v)", partial(self._editor_action, "paste")),
+            ("Undo", "Undo the last edit (ctrl+z)", partial(editor_action, "undo")),
+            ("Redo", "Redo the last undone edit (ctrl+y)", partial(editor_action, "redo")),
+            ("Select all", "Select the whole text (ctrl+a)", partial(editor_action, "select_all")),
+            ("Cut", "Cut the selection (ctrl+x)", partial(editor_action, "cut")),
+            ("Copy", "Copy the selection (ctrl+c)", partial(editor_action, "copy")),
+            ("Paste", "Paste (ctrl+v)", partial(editor_action, "paste")),
             ("Go to line", "Move the cursor to a line (ctrl+g)", self.action_goto_line),
             ("Toggle soft wrap", "Wrap long lines, or not (alt+z)", self.action_toggle_wrap),
         ]
@@ -825,50 +789,33 @@ class HaNotepadApp(App[None]):
                 )
         yield from super().get_system_commands(screen)
 
-    # ------------------------------------------------------------------- exit
+    # ----------------------------------------------------------------- exit
 
     async def action_quit(self) -> None:
         """Save and quit; ask first if some text could not be saved."""
         if self._exiting:
             return
-        if self.doc is None:
-            if self.editor.text:
-                self.push_screen(
-                    ChoiceDialog(
-                        "Quit",
-                        "This text has no file yet. Save it before quitting?",
-                        [
-                            ("save", "Save as"),
-                            ("quit", "Quit without saving"),
-                            ("cancel", "Cancel"),
-                        ],
-                        cancel="cancel",
-                    ),
-                    self._quit_answered,
-                )
-                return
-            self._finish_exit()
+        if self.doc is None and self.editor.text:
+            self._ask_before_quitting(
+                "This text has no file yet. Save it before quitting?",
+                [("save", "Save as"), ("quit", "Quit without saving"), ("cancel", "Cancel")],
+            )
             return
         outcome = self.flush()
         if outcome is not None and outcome.status is SaveStatus.CONFLICT:
             self._ask_about_conflict()
-            return
-        if outcome is not None and outcome.status is SaveStatus.FAILED:
-            self.push_screen(
-                ChoiceDialog(
-                    "Quit",
-                    f"Your last edits could not be saved:\n{outcome.message}",
-                    [
-                        ("cancel", "Keep editing"),
-                        ("save", "Save as"),
-                        ("quit", "Quit and lose them"),
-                    ],
-                    cancel="cancel",
-                ),
-                self._quit_answered,
+        elif outcome is not None and outcome.status is SaveStatus.FAILED:
+            self._ask_before_quitting(
+                f"Your last edits could not be saved:\n{outcome.message}",
+                [("cancel", "Keep editing"), ("save", "Save as"), ("quit", "Quit and lose them")],
             )
-            return
-        self._finish_exit()
+        else:
+            self._finish_exit()
+
+    def _ask_before_quitting(self, question: str, choices: list[tuple[str, str]]) -> None:
+        self.push_screen(
+            ChoiceDialog("Quit", question, choices, cancel="cancel"), self._quit_answered
+        )
 
     def _quit_answered(self, choice: str | None) -> None:
         if choice == "quit":
@@ -878,6 +825,7 @@ class HaNotepadApp(App[None]):
 
     def _finish_exit(self) -> None:
         self._exiting = True
+        self._autosaver.stop()
         self.save_session_now()
         if self._watcher is not None:
             self._watcher.stop()
@@ -910,6 +858,11 @@ class HaNotepadApp(App[None]):
             self.save_everything()
         finally:
             if not self.is_headless:
+                if terminal_gone():
+                    # Nothing to restore on a closed terminal, and Textual's shutdown
+                    # would wait on it: everything is saved, so leave now.
+                    logging.shutdown()
+                    os._exit(0)
                 exit_soon(3.0)
             self._finish_exit()
 
@@ -929,16 +882,17 @@ class HaNotepadApp(App[None]):
 
     @on(Worker.StateChanged)
     def _worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state is WorkerState.ERROR:
-            error = event.worker.error
-            logger.error("worker %s failed: %r", event.worker.name, error, exc_info=error)
-            if event.worker.name == "autosave":
-                self._save_in_flight = False
-            elif event.worker.name in ("disk-check", "reload"):
-                self._check_in_flight = False
-            elif event.worker.name == "session":
-                self._session_in_flight = False
-            self.show_problem(f"internal error in {event.worker.name}: {error}")
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        logger.error("worker %s failed: %r", event.worker.name, error, exc_info=error)
+        if event.worker.name == "save":
+            self._explicit_saves -= 1
+        elif event.worker.name in ("disk-check", "reload"):
+            self._check_in_flight = False
+        elif event.worker.name == "session":
+            self._session_in_flight = False
+        self.show_problem(f"internal error in {event.worker.name}: {error}")
 
 
 def make_app(

@@ -1,4 +1,4 @@
-"""When to write: the debounce rule shared by autosave and the session.
+"""When to write (the debounce rule shared by autosave and the session), and the autosaver.
 
 Pure logic over a clock the caller passes in, so it is tested without sleeping.
 A write is due ``idle`` seconds after the last change (typing paused), and no
@@ -11,10 +11,18 @@ rewriting the same large file back to back.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-IDLE_DELAY = 0.1
-MAX_WAIT = 0.15
+from hanotepad.document import SaveOutcome, SaveStatus
+
+logger = logging.getLogger(__name__)
+
+IDLE_DELAY = 0.05
+MAX_WAIT = 0.1
 CEILING = 1.0
 SLOW_WRITE_FACTOR = 4.0
 
@@ -59,3 +67,91 @@ class Debouncer:
 
     def written(self, duration: float) -> None:
         self.last_duration = duration
+
+
+Save = Callable[[], SaveOutcome]
+
+
+class Autosaver:
+    """Writes the buffer on the ``Debouncer`` schedule, from a thread of its own.
+
+    Why a thread and not UI-loop timers: while keys arrive fast, Textual's loop is
+    busy rendering and a timer callback can run 100 ms late; then the save itself
+    waits for the loop again to report back. The debounce decision and the write
+    happen here instead, so text reaches the disk on time however busy the screen is.
+
+    ``take()`` runs on this thread: it returns a callable that writes one snapshot
+    (taken at that moment) and returns the outcome, or None when there is nothing
+    to write (no file, read-only, a conflict waiting for the user). ``report`` and
+    ``started`` are called with the outcome / before writing, also on this thread.
+    """
+
+    def __init__(
+        self,
+        take: Callable[[], Save | None],
+        report: Callable[[SaveOutcome], None],
+        *,
+        started: Callable[[], None] | None = None,
+        debouncer: Debouncer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._take = take
+        self._report = report
+        self._started = started or (lambda: None)
+        self._debouncer = debouncer or Debouncer()
+        self._clock = clock
+        self._condition = threading.Condition()
+        self._stopped = False
+        self.busy = False
+        """True while a snapshot is being written."""
+        self._thread = threading.Thread(target=self._run, name="hanotepad-autosave", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def changed(self) -> None:
+        """Note a change (from any thread); the write follows on the debounce schedule."""
+        with self._condition:
+            self._debouncer.changed(self._clock())
+            self._condition.notify()
+
+    @property
+    def pending(self) -> bool:
+        with self._condition:
+            return self._debouncer.pending
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the write in progress, if any; pending changes are the caller's."""
+        with self._condition:
+            self._stopped = True
+            self._condition.notify()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._stopped and not self._debouncer.is_due(self._clock()):
+                    due = self._debouncer.due_at()
+                    self._condition.wait(None if due is None else max(0.0, due - self._clock()))
+                if self._stopped:
+                    return
+                self._debouncer.taken()
+                self.busy = True
+            try:
+                self._write_once()
+            except Exception:  # the thread must outlive any one failure
+                logger.exception("autosave failed")
+            finally:
+                self.busy = False
+
+    def _write_once(self) -> None:
+        save = self._take()
+        if save is None:
+            return
+        self._started()
+        outcome = save()
+        if outcome.status is SaveStatus.SAVED:
+            with self._condition:
+                self._debouncer.written(outcome.duration)
+        self._report(outcome)

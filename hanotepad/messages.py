@@ -23,8 +23,15 @@ class LoadFailed(Message):
 
 
 @dataclass
+class SaveStarted(Message):
+    """The autosave thread began writing a snapshot."""
+
+
+@dataclass
 class SaveDone(Message):
     outcome: SaveOutcome
+    explicit: bool = False
+    """A save the user asked for (ctrl+s, keep mine), not an autosave."""
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -23,6 +24,15 @@ def pending_input_bytes(fd: int = 0) -> int:
     except OSError:
         return 0
     return int(struct.unpack("i", raw)[0])
+
+
+def terminal_gone(fd: int = 0) -> bool:
+    """True when our terminal was hung up (closed): its calls fail with EIO."""
+    try:
+        termios.tcgetattr(fd)
+    except termios.error as error:
+        return bool(error.args) and error.args[0] == errno.EIO
+    return False
 
 
 def write_recovery(state_dir: Path, name: str, text: str, now: float | None = None) -> Path | None:

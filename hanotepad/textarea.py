@@ -35,8 +35,9 @@ logger = logging.getLogger(__name__)
 class FastDocument(Document):
     """A Document that counts its edits and tracks its widest line incrementally."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, listener: Callable[[], None] | None = None) -> None:
         super().__init__(text)
+        self._listener = listener
         self.revision = 0
         """Incremented by every edit, undo and redo: autosave compares it."""
         self._simple = text.isascii() and "\t" not in text
@@ -63,10 +64,23 @@ class FastDocument(Document):
             self._widest[tab_width] = widest
         return Size(widest, len(self._lines))
 
+    def snapshot(self) -> tuple[int, str]:
+        """(revision, text), callable from another thread while the UI edits.
+
+        The revision is read first and the cache is cleared before lines change
+        (see ``replace_range``), so the text is never older than the revision says:
+        at worst newer, which only means one more save than needed.
+        """
+        revision = self.revision
+        cached = self._text
+        return revision, cached if cached is not None else self._newline.join(self._lines)
+
     def replace_range(self, start: Location, end: Location, text: str) -> EditResult:
+        self._text = None
         result = super().replace_range(start, end, text)
         self.revision += 1
-        self._text = None
+        if self._listener is not None:
+            self._listener()
         if self._widest:
             top_row = min(start, end)[0]
             bottom_row = result.end_location[0]
@@ -238,6 +252,9 @@ class EditorArea(TextArea):
     ]
 
     document: FastDocument
+    edit_listener: Callable[[], None] | None = None
+    """Called synchronously after every edit, undo and redo (before any message is sent).
+    The autosave thread hears of a change one keystroke earlier than from ``Changed``."""
 
     def action_cursor_document_start(self, select: bool = False) -> None:
         self.move_cursor(self.document.start, select=select)
@@ -247,13 +264,17 @@ class EditorArea(TextArea):
 
     def _set_document(self, text: str, language: str | None) -> None:
         self._highlight_query = None
-        document = FastDocument(text)
+        document = FastDocument(text, self._edited)
         self.document = document
         self.wrapped_document = FastWrappedDocument(document, tab_width=self.indent_width)
         self.navigator = DocumentNavigator(self.wrapped_document)
         self._build_highlight_map()
         self.move_cursor((0, 0))
         self._rewrap_and_refresh_virtual_size()
+
+    def _edited(self) -> None:
+        if self.edit_listener is not None:
+            self.edit_listener()
 
     @property
     def revision(self) -> int:

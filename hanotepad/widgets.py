@@ -13,6 +13,14 @@ from hanotepad.fileio import human_size
 from hanotepad.messages import FindClosed, FindRequested, ReplaceRequested
 
 SAVE_STATES = ("saved", "saving", "unsaved", "error")
+PATH_WIDTH = 36
+
+
+def short_path(path: str, width: int = PATH_WIDTH) -> str:
+    """The end of a long path (the file name matters most): '…/notepad/notes.txt'."""
+    if len(path) <= width:
+        return path
+    return "…" + path[-(width - 1) :]
 
 
 class StatusBar(Horizontal):
@@ -35,26 +43,28 @@ class StatusBar(Horizontal):
     def on_mount(self) -> None:
         self._show()
 
+    # Each watcher updates only its own label: the bar changes on every keystroke.
+
     def watch_save_state(self, save_state: str) -> None:
         for name in SAVE_STATES:
             self.set_class(save_state == name, f"-{name}")
-        self._show()
+        self._show(1)
 
     def watch_read_only(self, read_only: bool) -> None:
         self.set_class(read_only, "-read-only")
-        self._show()
+        self._show(1)
 
     def watch_path(self) -> None:
-        self._show()
+        self._show(0)
 
     def watch_message(self) -> None:
-        self._show()
+        self._show(2)
 
     def watch_position(self) -> None:
-        self._show()
+        self._show(3)
 
     def watch_file_size(self) -> None:
-        self._show()
+        self._show(4)
 
     @property
     def text(self) -> str:
@@ -65,16 +75,21 @@ class StatusBar(Horizontal):
         row, column = self.position
         state = "read-only" if self.read_only else self.save_state
         return [
-            self.path,
+            short_path(self.path),
             state,
             self.message,
             f"Ln {row + 1}, Col {column + 1}",
             human_size(self.file_size),
         ]
 
-    def _show(self) -> None:
-        for label, text in zip(getattr(self, "_labels", ()), self._parts(), strict=False):
-            label.update(text)
+    def _show(self, index: int | None = None) -> None:
+        labels = getattr(self, "_labels", None)
+        if not labels:
+            return
+        parts = self._parts()
+        for position, (label, text) in enumerate(zip(labels, parts, strict=True)):
+            if index is None or position == index:
+                label.update(text)
 
 
 class FindBar(Horizontal):

@@ -8,6 +8,7 @@ killed (whole process group) when the test ends, pass or fail.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import threading
@@ -41,6 +42,10 @@ class PtyEditor:
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self._stream = pyte.ByteStream(self.screen)
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.mirror = True
+        """Feed output to the pyte screen. Off while typing fast: parsing every frame costs
+        the test more CPU than the editor uses, and would starve the editor on a small box."""
         self._reader = threading.Thread(target=self._read, name="pty-reader", daemon=True)
         self._reader.start()
 
@@ -49,13 +54,26 @@ class PtyEditor:
         return int(self.proc.pid)
 
     def _read(self) -> None:
-        while True:
+        fd = self.proc.fd
+        while not self._stop.is_set():
             try:
-                data = self.proc.read(65536)
-            except (EOFError, OSError):
+                readable, _, _ = select.select([fd], [], [], 0.05)
+                if not readable:
+                    continue
+                data = os.read(fd, 65536)
+            except OSError:  # EIO once the editor is gone, EBADF once closed
                 return
-            with self._lock:
-                self._stream.feed(data)
+            if not data:
+                return
+            if self.mirror:
+                with self._lock:
+                    self._stream.feed(data)
+
+    def hang_up(self) -> None:
+        """Close the terminal (the pty's master side), as closing a terminal window does."""
+        self._stop.set()
+        self._reader.join(timeout=2)
+        self.proc.fileobj.close()
 
     def display(self) -> str:
         with self._lock:
@@ -94,9 +112,10 @@ class PtyEditor:
         """Kill the editor's whole process group and release the pty."""
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
+        self._stop.set()
+        self._reader.join(timeout=2)
         with suppress(Exception):  # already closed
             self.proc.close(force=True)
-        self._reader.join(timeout=2)
 
 
 @pytest.fixture

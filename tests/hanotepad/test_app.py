@@ -11,6 +11,7 @@ from typing import Any
 from hanotepad.autosave import Debouncer
 from hanotepad.dialogs import ChoiceDialog
 from hanotepad.fileio import atomic_write
+from hanotepad.widgets import short_path
 from tests.helpers.wait import wait_until_async
 
 
@@ -46,7 +47,8 @@ async def test_typing_is_saved_to_disk(run_editor: Any, tmp_path: Path) -> None:
         await wait_until_async(lambda: path.read_text() == "hi world\n", message="the save")
         await wait_until_async(lambda: app.status.save_state == "saved", message="saved state")
         assert app.status.has_class("-saved")
-        assert app.status.text.split(" | ") == [str(path), "saved", "", "Ln 1, Col 4", "9 B"]
+        parts = app.status.text.split(" | ")
+        assert parts == [short_path(str(path)), "saved", "", "Ln 1, Col 4", "9 B"]
 
 
 async def test_unsaved_then_saved_states(run_editor: Any, tmp_path: Path) -> None:
@@ -240,3 +242,10 @@ async def test_the_session_dir_keeps_only_the_session(
         await wait_until_async(lambda: on_disk(path) == "text", message="the save")
         await pilot.press("ctrl+q")
     assert sorted(os.listdir(state_dir)) == ["session.json"]
+
+
+def test_long_paths_keep_their_end() -> None:
+    assert short_path("/short.txt") == "/short.txt"
+    shown = short_path("/a/very/long/path/to/the/shared/store/data/notepad/notes.txt", 30)
+    assert shown == "…store/data/notepad/notes.txt" and len(shown) == 30
+

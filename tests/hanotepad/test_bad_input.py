@@ -27,6 +27,7 @@ async def test_a_missing_file_opens_empty_and_is_created_on_the_first_save(
         assert not path.exists()
         await pilot.press("o", "k")
         await wait_until_async(lambda: on_disk(path) == b"ok", message="the file created")
+        await wait_until_async(lambda: "new file" not in app.status.text, message="note gone")
 
 
 async def test_a_directory_gets_a_message_and_an_untitled_buffer(
