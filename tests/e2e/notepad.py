@@ -7,7 +7,6 @@ import json
 import re
 import sys
 from collections import Counter
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +20,9 @@ DETACH = b"\x1d"  # ctrl+]
 STATUS = re.compile(r"Ln (\d+), Col (\d+)")
 
 
-def network_name_available() -> bool:
-    return any(ep.name == "network-name" for ep in entry_points(group="hacluster.resource_types"))
-
-
 def create_notepad(cluster: Cluster) -> None:
-    """``hacluster notepad``; until the network-name type exists, the same group without
-    notepad-name (same resources, paths, checkpoints and failover threshold)."""
-    if network_name_available():
-        hacluster(cluster.store, "notepad")
-        return
-    (cluster.store / "data" / "notepad").mkdir(parents=True, exist_ok=True)
-    hacluster(cluster.store, "group", "create", GROUP, "--failover-threshold", "100")
-    hacluster(cluster.store, "resource", "create", "notepad-disk", "--group", GROUP,
-              "--type", "shared-folder", "--prop", "path={data}/notepad")
-    hacluster(cluster.store, "resource", "create", APP, "--group", GROUP,
-              "--type", "generic-app", "--prop", "command=hanotepad {data}/notepad/notes.txt",
-              "--prop", "console=true", "--prop", "checkpoints={local}/state/hanotepad",
-              "--depends-on", "notepad-disk")
+    """``hacluster notepad``: shared folder, network name and the editor in a console."""
+    hacluster(cluster.store, "notepad")
 
 
 def notes_path(cluster: Cluster) -> Path:
