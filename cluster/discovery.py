@@ -63,6 +63,7 @@ from zeroconf.const import (
     _MDNS_ADDR,
     _MDNS_PORT,
     _TYPE_A,
+    _TYPE_PTR,
     _TYPE_SRV,
     _TYPE_TXT,
 )
@@ -74,10 +75,12 @@ NETWORK_NAME_SERVICE_TYPE = "_hanotepad._tcp.local."
 FORMAT_VERSION = 1
 DEFAULT_INTERFACE = "127.0.0.1"
 ALL_INTERFACES = "all"
-DEFAULT_BROWSE_TIMEOUT = 1.0  # s: answers to a first query arrive within ~0.2 s on a LAN
+DEFAULT_BROWSE_TIMEOUT = 0.5  # s: responders answer a legacy-unicast query at once
 LOOP_TIMEOUT = 5.0  # s: a zeroconf loop call that takes longer is stuck
 RESOLVE_RECORD_TIMEOUT = 1.0  # s: resolving one browsed service whose records are not cached
 TXT_STRING_MAX = 255  # bytes per key=value string (RFC 6763 6.1)
+GOODBYES = 3  # goodbye packets per withdrawal, against a lost packet
+GOODBYE_INTERVAL = 0.025  # s: all sent before withdraw() returns, see Registration
 
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9-]+")
 QM = DNSQuestionType.QM
@@ -204,11 +207,14 @@ def _flush(zc: Zeroconf, what: str) -> None:
 
 
 class Registration:
-    """One service this process announces, announced and withdrawn without waiting.
+    """One service this process announces: announced without waiting, withdrawn quickly.
 
     Registering starts ~0.45 s of repeated announcements in the background; an update or a
     withdrawal cancels the repeats still due, or a quick online-offline would announce the
-    service again after its goodbye and browsers would see a ghost.
+    service again after its goodbye and browsers would see a ghost. The goodbyes all go out
+    within ~50 ms, before withdraw() returns (zeroconf's own spread over 250 ms): a trailing
+    goodbye would otherwise follow the next owner's announcement and erase it from browsers,
+    which then drop that owner's repeats as duplicate packets.
     """
 
     def __init__(self, zc: Zeroconf, info: ServiceInfo) -> None:
@@ -266,9 +272,18 @@ class Registration:
         if self._repeats is not None:
             self._repeats.cancel()
             self._repeats = None
-        if self.active:
-            self._drop_queued_answers()
-            await self.zc.async_unregister_service(self.info)
+        if not self.active:
+            return
+        self._drop_queued_answers()
+        info = self.info
+        self.zc.registry.async_remove(info)
+        # Address records stay if another registration of this process uses the same host.
+        shares_host = bool(self.zc.registry.async_get_infos_server(info.server_key or ""))
+        goodbye = self.zc.generate_service_broadcast(info, 0, not shares_host)
+        for i in range(GOODBYES):
+            if i:
+                await asyncio.sleep(GOODBYE_INTERVAL)
+            self.zc.async_send(goodbye)
 
     def register(self) -> None:
         """Announce without probing; return once the first announcement is sent."""
@@ -284,10 +299,8 @@ class Registration:
         _flush(self.zc, what)
 
     def withdraw(self) -> None:
-        """Goodbye packets; return once the first is sent. A no-op when not registered."""
-        what = f"withdraw {self.info.name}"
-        _run(self.zc, self._withdraw(), what)
-        _flush(self.zc, what)
+        """Send the goodbye packets (~50 ms) and return. A no-op when not registered."""
+        _run(self.zc, self._withdraw(), f"withdraw {self.info.name}")
 
 
 # -- Records -------------------------------------------------------------------------------------
@@ -308,6 +321,14 @@ def public_store_url(store_url: str) -> str:
     return store_url
 
 
+def since_now() -> str:
+    """TXT `since`: when this registration began, to the microsecond. Besides telling when an
+    owner came online, it makes each registration's packets differ from the last one's:
+    browsers drop a packet identical to one seen in the past 0.8 s, and an owner's new
+    announcement, or its goodbye, must never look like the previous registration's."""
+    return f"{time.time():.6f}"
+
+
 def txt_properties(values: dict[str, str | None]) -> dict[str, str]:
     """Drop empty values and any key=value longer than a TXT string can hold (logged)."""
     kept: dict[str, str] = {}
@@ -321,16 +342,18 @@ def txt_properties(values: dict[str, str | None]) -> dict[str, str]:
     return kept
 
 
-def _info_details(info: ServiceInfo) -> dict[str, Any]:
+def info_details(info: ServiceInfo) -> dict[str, Any]:
+    """A resolved ServiceInfo in the shape `query_responders` gives: instance, props, port,
+    server, address."""
     props = {k: v or "" for k, v in info.decoded_properties.items()}
     addresses = info.parsed_addresses()
     return {"instance": info.name, "props": props, "port": info.port,
+            "server": info.server.lower() if info.server else None,
             "address": addresses[0] if addresses else props.get("address") or None}
 
 
-def node_record(info: ServiceInfo) -> dict[str, Any] | None:
-    """A browsed node: cluster, node, store, format, address, port; None if not one of ours."""
-    details = _info_details(info)
+def node_record(details: dict[str, Any]) -> dict[str, Any] | None:
+    """A node: cluster, node, store, format, address, port, instance; None if not one of ours."""
     props = details["props"]
     if not props.get("cluster") or not props.get("node"):
         return None
@@ -340,9 +363,8 @@ def node_record(info: ServiceInfo) -> dict[str, Any] | None:
             "port": details["port"], "instance": details["instance"]}
 
 
-def network_name_record(info: ServiceInfo) -> dict[str, Any] | None:
-    """A browsed network name: name, node (the owner), address, port, group, cluster."""
-    details = _info_details(info)
+def network_name_record(details: dict[str, Any]) -> dict[str, Any] | None:
+    """A network name: name, node (the owner), address, port, group, cluster, instance."""
     props = details["props"]
     if not props.get("name") or not props.get("node"):
         return None
@@ -362,7 +384,7 @@ class ServiceWatcher:
     """
 
     def __init__(self, zc: Zeroconf, service_type: str,
-                 parse: Callable[[ServiceInfo], dict[str, Any] | None]) -> None:
+                 parse: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
         self._zc = zc
         self._type = service_type
         self._parse = parse
@@ -382,6 +404,13 @@ class ServiceWatcher:
         key = name.lower()
         with self._cond:
             if state_change is ServiceStateChange.Removed:
+                self._present.discard(key)
+                self._records.pop(key, None)
+                self._cond.notify_all()
+                return
+            if zeroconf.cache.current_entry_with_name_and_alias(service_type, name) is None:
+                # Gone already: the browser reports one change per name per batch and lets a
+                # pending Added hide a Removed (a goodbye right after an announcement).
                 self._present.discard(key)
                 self._records.pop(key, None)
                 self._cond.notify_all()
@@ -408,7 +437,7 @@ class ServiceWatcher:
             logger.debug("%s announced but did not resolve", info.name)
 
     def _store(self, key: str, info: ServiceInfo) -> None:
-        record = self._parse(info)
+        record = self._parse(info_details(info))
         if record is None:
             logger.debug("%s: not a record of ours (%s)", info.name, info.decoded_properties)
             return
@@ -446,32 +475,88 @@ class ServiceWatcher:
         self.close()
 
 
-def _browse(service_type: str, parse: Callable[[ServiceInfo], dict[str, Any] | None],
-            timeout: float, interface: str) -> list[dict[str, Any]]:
-    with ServiceWatcher(shared_zeroconf(interface), service_type, parse) as watcher:
-        watcher.wait_for(lambda _records: False, timeout)  # listen for the whole window
-        return watcher.snapshot()
+def _legacy_query(questions: list[DNSQuestion], interface: str, timeout: float,
+                  until: Callable[[DNSIncoming], bool]) -> None:
+    """Send one query from an ephemeral port (RFC 6762 6.7 "legacy unicast") and feed each
+    response to `until` until it returns True or `timeout` passes.
+
+    Responders answer such a query at once and straight to the asking socket, where a multicast
+    answer may wait up to a second (aggregation, and the one-second rule after an announcement);
+    it needs no Zeroconf instance (a fresh client saves the ~0.3 s of starting one), and only
+    live responders answer: no cache can hold an owner that crashed.
+    Raises DiscoveryError for a socket error or an unusable interface.
+    """
+    try:
+        address = resolve_interface(interface)
+    except ValueError as exc:
+        raise DiscoveryError(str(exc)) from None
+    query_id = random.randint(1, 0xFFFF)
+    out = DNSOutgoing(_FLAGS_QR_QUERY, multicast=False, id_=query_id)
+    for question in questions:
+        out.add_question(question)
+    if address == ALL_INTERFACES:
+        bind_to, send_on = "", sorted({a for addrs in _host_ipv4_addresses().values()
+                                       for a in addrs})
+    else:
+        bind_to, send_on = address, [address]
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+            sock.bind((bind_to, 0))
+            for source_address in send_on:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                socket.inet_aton(source_address))
+                for packet in out.packets():
+                    sock.sendto(packet, (_MDNS_ADDR, _MDNS_PORT))
+            while (remaining := deadline - time.monotonic()) > 0:
+                sock.settimeout(remaining)
+                try:
+                    data, source = sock.recvfrom(9000)
+                except TimeoutError:
+                    return
+                incoming = DNSIncoming(data, source)
+                if (incoming.valid and incoming.is_response() and incoming.id == query_id
+                        and until(incoming)):
+                    return
+    except OSError as exc:
+        raise DiscoveryError(f"cannot query zeroconf on {address}: "
+                             f"{exc.strerror or exc}") from None
 
 
-def browse_nodes(timeout: float = DEFAULT_BROWSE_TIMEOUT, interface: str = DEFAULT_INTERFACE,
-                 cluster: str | None = None) -> list[dict[str, Any]]:
-    """Nodes that answer within `timeout` seconds (optionally of one cluster), sorted by
-    cluster and node. A crashed node may still be listed: liveness is in the store."""
-    nodes = _browse(NODE_SERVICE_TYPE, node_record, timeout, interface)
-    if cluster is not None:
-        nodes = [n for n in nodes if n["cluster"] == cluster]
-    return sorted(nodes, key=lambda n: (n["cluster"], n["node"]))
+class _Answers:
+    """Records gathered from responses: TXT and SRV by instance, A by host, PTR by type."""
 
+    def __init__(self) -> None:
+        self.txt: dict[str, dict[str, str]] = {}
+        self.srv: dict[str, tuple[int, str]] = {}
+        self.hosts: dict[str, list[str]] = {}
+        self.instances: dict[str, dict[str, str]] = {}  # type -> lower-case instance -> name
 
-def browse_network_names(timeout: float = DEFAULT_BROWSE_TIMEOUT,
-                         interface: str = DEFAULT_INTERFACE) -> list[dict[str, Any]]:
-    """Network names that answer within `timeout` seconds, sorted by name."""
-    names = _browse(NETWORK_NAME_SERVICE_TYPE, network_name_record, timeout, interface)
-    return sorted(names, key=lambda n: n["name"])
+    def add(self, incoming: DNSIncoming, service_types: tuple[str, ...] = ()) -> None:
+        for record in incoming.answers():
+            key = record.name.lower()
+            if record.ttl == 0:
+                continue  # a goodbye
+            if isinstance(record, DNSText):
+                self.txt[key] = _parse_txt(record.text)
+            elif isinstance(record, DNSService):
+                self.srv[key] = (record.port, record.server.lower())
+            elif isinstance(record, DNSAddress) and record.type == _TYPE_A:
+                self.hosts.setdefault(key, []).append(socket.inet_ntoa(record.address))
+            elif isinstance(record, DNSPointer) and key in service_types:
+                self.instances.setdefault(key, {})[record.alias.lower()] = record.alias
 
-
-def network_name_instance(name: str) -> str:
-    return f"{name}.{NETWORK_NAME_SERVICE_TYPE}"
+    def details(self, instance: str) -> dict[str, Any] | None:
+        """{instance, props, port, server, address} of an instance whose TXT arrived."""
+        key = instance.lower()
+        if key not in self.txt:
+            return None
+        props = self.txt[key]
+        port, server = self.srv.get(key, (None, None))
+        address = (self.hosts.get(server or "") or [None])[0] or props.get("address") or None
+        return {"instance": instance, "props": props, "port": port, "server": server,
+                "address": address}
 
 
 def _parse_txt(text: bytes) -> dict[str, str]:
@@ -487,72 +572,73 @@ def _parse_txt(text: bytes) -> dict[str, str]:
     return props
 
 
-def _answer_from(incoming: DNSIncoming, instance: str) -> dict[str, Any] | None:
-    """TXT, SRV and A records of `instance` in one response, or None if it has no TXT."""
-    wanted = instance.lower()
-    props: dict[str, str] | None = None
-    port: int | None = None
-    server: str | None = None
-    addresses: dict[str, list[str]] = {}
-    for record in incoming.answers():
-        name = record.name.lower()
-        if isinstance(record, DNSText) and name == wanted:
-            props = _parse_txt(record.text)
-        elif isinstance(record, DNSService) and name == wanted:
-            port, server = record.port, record.server.lower()
-        elif isinstance(record, DNSAddress) and record.type == _TYPE_A:
-            addresses.setdefault(name, []).append(socket.inet_ntoa(record.address))
-    if props is None:
-        return None
-    address = (addresses.get(server or "") or [None])[0] or props.get("address") or None
-    return {"props": props, "port": port, "server": server, "address": address}
-
-
 def query_responders(instance: str, interface: str = DEFAULT_INTERFACE,
                      timeout: float = 1.0) -> dict[str, Any] | None:
-    """Ask the live responders, not any cache, about a service instance.
+    """Ask the live responders, not any cache, about one service instance: the first answer
+    as {instance, props (the TXT), port, server, address}, or None within `timeout`."""
+    found: list[dict[str, Any]] = []
 
-    A one-shot query from an ephemeral port (RFC 6762 6.7 "legacy unicast"): responders answer
-    it at once and directly, where a multicast answer may wait up to a second (aggregation, and
-    the one-second rule after an announcement); and it needs no Zeroconf instance, so a fresh
-    client also saves the ~0.3 s that starting one takes. Returns the first answer as
-    {props (the TXT), port, server, address}, or None when nothing answers within `timeout`.
-    Raises DiscoveryError for a socket error or an unusable interface.
-    """
-    try:
-        address = resolve_interface(interface)
-    except ValueError as exc:
-        raise DiscoveryError(str(exc)) from None
-    query_id = random.randint(1, 0xFFFF)
-    out = DNSOutgoing(_FLAGS_QR_QUERY, multicast=False, id_=query_id)
-    out.add_question(DNSQuestion(instance, _TYPE_SRV, _CLASS_IN))
-    out.add_question(DNSQuestion(instance, _TYPE_TXT, _CLASS_IN))
-    bind_to = "" if address == ALL_INTERFACES else address
-    deadline = time.monotonic() + timeout
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            if bind_to:
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
-                                socket.inet_aton(bind_to))
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-            sock.bind((bind_to, 0))
-            for packet in out.packets():
-                sock.sendto(packet, (_MDNS_ADDR, _MDNS_PORT))
-            while (remaining := deadline - time.monotonic()) > 0:
-                sock.settimeout(remaining)
-                try:
-                    data, source = sock.recvfrom(9000)
-                except TimeoutError:
-                    break
-                incoming = DNSIncoming(data, source)
-                if incoming.valid and incoming.is_response() and incoming.id == query_id:
-                    answer = _answer_from(incoming, instance)
-                    if answer is not None:
-                        return answer
-    except OSError as exc:
-        raise DiscoveryError(f"cannot query {instance} on {address}: "
-                             f"{exc.strerror or exc}") from None
-    return None
+    def first_answer(incoming: DNSIncoming) -> bool:
+        answers = _Answers()
+        answers.add(incoming)
+        details = answers.details(instance)
+        if details is not None:
+            found.append(details)
+        return bool(found)
+
+    _legacy_query([DNSQuestion(instance, _TYPE_SRV, _CLASS_IN),
+                   DNSQuestion(instance, _TYPE_TXT, _CLASS_IN)], interface, timeout, first_answer)
+    return found[0] if found else None
+
+
+def query_service_types(service_types: list[str], interface: str = DEFAULT_INTERFACE,
+                        timeout: float = DEFAULT_BROWSE_TIMEOUT) -> dict[str, list[dict[str, Any]]]:
+    """Every live instance of each service type that answers within `timeout`, in one query
+    (the whole window is waited for: nobody knows how many will answer), as
+    `query_responders` details by type."""
+    types = tuple(t.lower() for t in service_types)
+    answers = _Answers()
+
+    def gather(incoming: DNSIncoming) -> bool:
+        answers.add(incoming, types)
+        return False
+
+    _legacy_query([DNSQuestion(t, _TYPE_PTR, _CLASS_IN) for t in service_types], interface,
+                  timeout, gather)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for service_type, key in zip(service_types, types, strict=True):
+        details = (answers.details(i) for i in answers.instances.get(key, {}).values())
+        found[service_type] = [d for d in details if d is not None]
+    return found
+
+
+def _nodes(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    nodes = [n for d in found if (n := node_record(d)) is not None]
+    return sorted(nodes, key=lambda n: (n["cluster"], n["node"]))
+
+
+def _network_names(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    names = [n for d in found if (n := network_name_record(d)) is not None]
+    return sorted(names, key=lambda n: n["name"])
+
+
+def browse_nodes(timeout: float = DEFAULT_BROWSE_TIMEOUT, interface: str = DEFAULT_INTERFACE,
+                 cluster: str | None = None) -> list[dict[str, Any]]:
+    """Live nodes that answer within `timeout` seconds (optionally of one cluster), sorted by
+    cluster and node. Whether a node is *up* is still the store's business."""
+    found = query_service_types([NODE_SERVICE_TYPE], interface, timeout)[NODE_SERVICE_TYPE]
+    return [n for n in _nodes(found) if cluster is None or n["cluster"] == cluster]
+
+
+def browse_network_names(timeout: float = DEFAULT_BROWSE_TIMEOUT,
+                         interface: str = DEFAULT_INTERFACE) -> list[dict[str, Any]]:
+    """Network names whose owners answer within `timeout` seconds, sorted by name."""
+    service_type = NETWORK_NAME_SERVICE_TYPE
+    return _network_names(query_service_types([service_type], interface, timeout)[service_type])
+
+
+def network_name_instance(name: str) -> str:
+    return f"{name}.{NETWORK_NAME_SERVICE_TYPE}"
 
 
 def resolve_network_name(name: str, timeout: float = 2.0,
@@ -561,16 +647,8 @@ def resolve_network_name(name: str, timeout: float = 2.0,
     or None if no live owner answered within `timeout` seconds. Asks the owner directly
     (`query_responders`): about a millisecond on one host, and never a stale cache entry of an
     owner that crashed. Raises DiscoveryError for an unusable interface."""
-    instance = network_name_instance(name)
-    answer = query_responders(instance, interface, timeout)
-    if answer is None:
-        return None
-    props = answer["props"]
-    if not props.get("node"):
-        return None
-    return {"name": props.get("name") or name, "node": props["node"],
-            "address": answer["address"], "port": answer["port"], "group": props.get("group"),
-            "cluster": props.get("cluster"), "instance": instance}
+    details = query_responders(network_name_instance(name), interface, timeout)
+    return network_name_record(details) if details is not None else None
 
 
 # -- Node announcer ------------------------------------------------------------------------------
@@ -596,21 +674,26 @@ class NodeAnnouncer:
         self.address = announced
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535, not {port}")
-        props = txt_properties({"cluster": cluster, "node": node,
-                                "store": public_store_url(store_url),
-                                "format": str(FORMAT_VERSION)})
-        self.info = ServiceInfo(
-            NODE_SERVICE_TYPE, f"{label(node)}.{label(cluster)}.{NODE_SERVICE_TYPE}",
-            addresses=[socket.inet_aton(announced)], port=port, properties=props,
-            server=f"{label(node)}-{label(cluster)}.local.")
+        self.store = public_store_url(store_url)
+        self.port = port
+        self.info = self._build_info()
         self._registration: Registration | None = None
         self._watcher: ServiceWatcher | None = None
+
+    def _build_info(self) -> ServiceInfo:
+        props = txt_properties({"cluster": self.cluster, "node": self.node, "store": self.store,
+                                "format": str(FORMAT_VERSION), "since": since_now()})
+        node, cluster = label(self.node), label(self.cluster)
+        return ServiceInfo(NODE_SERVICE_TYPE, f"{node}.{cluster}.{NODE_SERVICE_TYPE}",
+                           addresses=[socket.inet_aton(self.address)], port=self.port,
+                           properties=props, server=f"{node}-{cluster}.local.")
 
     def start(self) -> None:
         """Announce (no probe: about a millisecond) and start watching for peers."""
         if self._registration is not None:
             return
         zc = shared_zeroconf(self.interface)
+        self.info = self._build_info()
         registration = Registration(zc, self.info)
         registration.register()
         self._registration = registration
@@ -685,22 +768,19 @@ def group_by_cluster(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
               envvar="HACLUSTER_INTERFACE", callback=_check_interface,
               help="IPv4 address or interface name to browse on, or 'all'")
 def discover_command(as_json: bool, timeout: float, interface: str) -> None:
-    """List the clusters, nodes and network names announced over zeroconf.
+    """List the clusters, nodes and network names whose announcers answer over zeroconf.
 
-    A node that crashed may be listed for a long while: `hacluster status` says who is up.
+    Only live announcers answer; whether a node is up in its cluster is `hacluster status`.
     """
     try:
-        zc = shared_zeroconf(interface)
-        with ServiceWatcher(zc, NODE_SERVICE_TYPE, node_record) as nodes, \
-                ServiceWatcher(zc, NETWORK_NAME_SERVICE_TYPE, network_name_record) as names:
-            nodes.wait_for(lambda _records: False, timeout)  # listen for the whole window
-            node_list, name_list = nodes.snapshot(), names.snapshot()
+        found = query_service_types([NODE_SERVICE_TYPE, NETWORK_NAME_SERVICE_TYPE], interface,
+                                    timeout)
     except DiscoveryError as exc:
         _fail(str(exc), 1)
         return
-    clusters = group_by_cluster(sorted(node_list, key=lambda n: (n["cluster"], n["node"])))
+    clusters = group_by_cluster(_nodes(found[NODE_SERVICE_TYPE]))
     network_names = [{k: n[k] for k in ("name", "node", "address", "port", "group", "cluster")}
-                     for n in sorted(name_list, key=lambda n: n["name"])]
+                     for n in _network_names(found[NETWORK_NAME_SERVICE_TYPE])]
     if as_json:
         click.echo(json.dumps({"interface": interface, "clusters": clusters,
                                "network_names": network_names}))

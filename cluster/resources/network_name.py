@@ -36,6 +36,7 @@ from cluster.discovery import (
     resolve_interface,
     resolve_network_name,
     shared_zeroconf,
+    since_now,
     txt_properties,
 )
 from cluster.resources.base import ResourceContext, ResourceType, check_known, require
@@ -100,6 +101,7 @@ class NetworkName(ResourceType):
         self.interface = ctx.env.get(ADDRESS_ENV) or DEFAULT_INTERFACE
         self.address: str = self.props.get("address") or self.interface
         self._registration: Registration | None = None
+        self._since = since_now()
 
     @property
     def network_name(self) -> str:
@@ -112,7 +114,7 @@ class NetworkName(ResourceType):
     def _build_info(self, port: int) -> ServiceInfo:
         props = txt_properties({"node": self.ctx.node, "name": self.network_name,
                                 "address": self.address, "group": self.props.get("group"),
-                                "cluster": self.ctx.env.get(CLUSTER_ENV)})
+                                "cluster": self.ctx.env.get(CLUSTER_ENV), "since": self._since})
         return ServiceInfo(NETWORK_NAME_SERVICE_TYPE, self.instance,
                            addresses=[socket.inet_aton(self.address)],
                            port=port, properties=props, server=f"{self.network_name}.local.")
@@ -131,6 +133,7 @@ class NetworkName(ResourceType):
                                    f"{self.interface} is a wildcard; give the node an address "
                                    "(--address HOST) or set property address")
             self.address = node_address
+        self._since = since_now()
         info = self._build_info(self.props["port"])
         if zc.registry.async_get_info_name(info.key) is not None:
             raise RuntimeError(f"network name {self.network_name} is already registered on this "

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,6 +37,8 @@ from cluster.discovery import (
     shared_zeroconf,
     txt_properties,
 )
+from cluster.resources import ResourceContext
+from cluster.resources.network_name import NetworkName
 from tests.helpers.procs import ProcessTracker
 from tests.helpers.wait import wait_until
 
@@ -189,11 +192,15 @@ def test_announce_browse_and_withdraw(nodes_watcher: ServiceWatcher) -> None:
                           "address": "127.0.0.1", "port": 4711,
                           "instance": f"node1.{cluster}.{NODE_SERVICE_TYPE}"}]
         # A live query, answered by the responder itself rather than a cache.
+        before = time.time()
         answer = query_responders(announcer.info.name, timeout=2.0)
+        assert answer is not None
+        since = float(answer["props"].pop("since"))  # when the announcement began
+        assert before - 5 < since <= before
         assert answer == {"props": {"cluster": cluster, "node": "node1",
                                     "store": "etcd://127.0.0.1:2379?data=/d", "format": "1"},
                           "port": 4711, "server": f"node1-{cluster}.local.",
-                          "address": "127.0.0.1"}
+                          "address": "127.0.0.1", "instance": announcer.info.name}
         wait_until(lambda: nodes_of(nodes_watcher, cluster) == {"node1"}, timeout=5,
                    message="the watcher sees node1")
     finally:
@@ -290,11 +297,19 @@ def one_line_group() -> click.Group:
     return OneLineErrors(name="hacluster", commands={"discover": discover_command})
 
 
-def test_discover_lists_clusters_and_nodes_as_json_and_text() -> None:
+def test_discover_lists_clusters_nodes_and_names_as_json_and_text(tmp_path: Path) -> None:
     cluster = unique("disc")
+    name = unique("name")
+    network_name = NetworkName("np", {"name": name, "port": 80, "group": "g"},
+                               ResourceContext(node="n2", local_dir=tmp_path, data_dir=tmp_path))
     with NodeAnnouncer(cluster, "n1", "/st/1", "127.0.0.1"), \
             NodeAnnouncer(cluster, "n2", "/st/1", "127.0.0.1", port=9):
-        result = CliRunner().invoke(discover_command, ["--json", "--timeout", "0.4"])
+        network_name.online()
+        try:
+            result = CliRunner().invoke(discover_command, ["--json", "--timeout", "0.4"])
+            text = CliRunner().invoke(discover_command, ["--timeout", "0.4", "--interface", "lo"])
+        finally:
+            network_name.offline()
         assert result.exit_code == 0, result.output
         report = json.loads(result.output)
         assert report["interface"] == "127.0.0.1"
@@ -302,14 +317,17 @@ def test_discover_lists_clusters_and_nodes_as_json_and_text() -> None:
         assert ours == [{"name": cluster, "nodes": [
             {"name": "n1", "address": "127.0.0.1", "port": 0, "store": "/st/1", "format": 1},
             {"name": "n2", "address": "127.0.0.1", "port": 9, "store": "/st/1", "format": 1}]}]
-        assert isinstance(report["network_names"], list)
+        assert [n for n in report["network_names"] if n["name"] == name] == [
+            {"name": name, "node": "n2", "address": "127.0.0.1", "port": 80, "group": "g",
+             "cluster": None}]
 
-        text = CliRunner().invoke(discover_command, ["--timeout", "0.4", "--interface", "lo"])
         assert text.exit_code == 0, text.output
         lines = text.output.splitlines()
         at = lines.index(f"cluster {cluster}")
         assert lines[at + 1].split() == ["node", "n1", "127.0.0.1", "store", "/st/1"]
         assert lines[at + 2].split() == ["node", "n2", "127.0.0.1", "store", "/st/1"]
+        assert lines.index("network names") > at
+        assert f"{name} on n2 127.0.0.1".split() in [line.split() for line in lines]
 
 
 @pytest.mark.parametrize(("args", "message"), [
