@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import re
 import select
 import signal
@@ -37,6 +38,7 @@ import pyte
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cluster import api  # noqa: E402
+from shared_store import Store  # noqa: E402
 from tests.helpers.wait import wait_until  # noqa: E402
 from tests.integration.harness import PYTHON, Cluster  # noqa: E402
 
@@ -45,7 +47,10 @@ ROWS, COLS = 120, 160
 
 
 class Terminal:
-    """The dashboard in a pty; a thread keeps reading its output into a pyte screen."""
+    """The dashboard in a pty. One thread reads its output as it comes, stamping each chunk
+    with its arrival time; another feeds the chunks to a pyte screen (pyte is slow: parsing a
+    full redraw takes longer than the dashboard takes to draw it, so the arrival time, not the
+    time pyte is done, says when a change reached the terminal)."""
 
     def __init__(self, store: Path) -> None:
         code = ("from cluster.admin import run_admin; from shared_store import open_store; "
@@ -53,13 +58,14 @@ class Terminal:
         self.screen = pyte.Screen(COLS, ROWS)
         self._stream = pyte.ByteStream(self.screen)
         self._lock = threading.Lock()
+        self._chunks: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
         self._expect: tuple[re.Pattern[str], threading.Event, list[float]] | None = None
         self.proc = ptyprocess.PtyProcess.spawn(
             [PYTHON, "-c", code], dimensions=(ROWS, COLS),
             cwd=str(Path(__file__).resolve().parent.parent),
             env={**os.environ, "TERM": "xterm-256color"})
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        for target in (self._read, self._feed):
+            threading.Thread(target=target, daemon=True).start()
 
     def _read(self) -> None:
         while True:
@@ -67,18 +73,24 @@ class Terminal:
                 ready, _, _ = select.select([self.proc.fd], [], [], 0.5)
                 if ready:
                     data = self.proc.read(65536)
-                    with self._lock:
-                        self._stream.feed(data)
-                        self._check_expected()
+                    self._chunks.put((time.time(), data))
             except (EOFError, OSError, ValueError):
+                self._chunks.put(None)
                 return
 
-    def _check_expected(self) -> None:
+    def _feed(self) -> None:
+        while (item := self._chunks.get()) is not None:
+            arrived, data = item
+            with self._lock:
+                self._stream.feed(data)
+                self._check_expected(arrived)
+
+    def _check_expected(self, arrived: float) -> None:
         if self._expect is None:
             return
         pattern, seen, when = self._expect
         if any(pattern.search(line) for line in self.screen.display):
-            when.append(time.time())
+            when.append(arrived)
             self._expect = None
             seen.set()
 
@@ -89,7 +101,7 @@ class Terminal:
         when: list[float] = []
         with self._lock:
             self._expect = (re.compile(pattern), seen, when)
-            self._check_expected()
+            self._check_expected(time.time())
         return seen, when
 
     def text(self) -> str:
@@ -117,8 +129,11 @@ def stats(samples: list[float], digits: int = 2) -> dict[str, float]:
             "p99": round(p99, digits), "max": round(ordered[-1], digits)}
 
 
-def sample_cpu(pid: int, seconds: float) -> dict[str, float]:
+def sample_cpu(pid: int, seconds: float, store: Store) -> dict[str, float]:
+    """CPU of ``pid`` in 1 s samples; also how many events the cluster logged meanwhile
+    (0 for a truly idle period: a false failover under load would show here)."""
     proc = psutil.Process(pid)
+    first_seq = (store.events() or [{"seq": 0}])[-1]["seq"]
     samples = []
     first = proc.cpu_times()
     started = time.monotonic()
@@ -130,7 +145,9 @@ def sample_cpu(pid: int, seconds: float) -> dict[str, float]:
         samples.append(100.0 * used / (now_at - last_at))
         last, last_at = now_times, now_at
     total = (last.user + last.system) - (first.user + first.system)
-    return {**stats(samples), "mean": round(100.0 * total / (last_at - started), 2)}
+    events = len(store.events(since=first_seq))
+    return {**stats(samples), "mean": round(100.0 * total / (last_at - started), 2),
+            "events_meanwhile": events}
 
 
 def tree_latency(cluster: Cluster, terminal: Terminal, group: str, moves: int
@@ -155,7 +172,7 @@ def tree_latency(cluster: Cluster, terminal: Terminal, group: str, moves: int
             value = store.get(f"status/groups/{group}").value
             return (changed, value["claimed_at"]) if value["owner"] == target else None
 
-        visible_at, claimed_at = wait_until(claimed, timeout=20, interval=0.002,
+        visible_at, claimed_at = wait_until(claimed, timeout=20, interval=0.005,
                                             message="the move")
         assert seen.wait(10), f"the tree never showed {group} on {target}"
         from_visible.append(when[0] - visible_at)
@@ -188,6 +205,9 @@ def main() -> None:
                     "seconds": args.seconds, "cpus": os.cpu_count(), "unit": "% of one core"}
     with tempfile.TemporaryDirectory(prefix="admin-bench-") as tmp:
         cluster = Cluster(Path(tmp))
+        # The harness's instance checker lists every process 50 times a second in this
+        # process; slower here, so that it does not compete with the pty reader's timing.
+        cluster.checker.interval = 0.5
         terminal: Terminal | None = None
         try:
             cluster.start_nodes(*NODES)
@@ -199,13 +219,15 @@ def main() -> None:
             wait_until(lambda: f"{last}  online" in terminal.text(), timeout=30, interval=0.1,
                        message="the dashboard to show every group online")
             time.sleep(2.0)  # let the start-up work (first paint, event history) finish
-            result["idle_cluster_selected"] = sample_cpu(terminal.proc.pid, args.seconds)
+            result["idle_cluster_selected"] = sample_cpu(terminal.proc.pid, args.seconds,
+                                                         cluster.open())
             # Select the first group's app: its uptime is redrawn once a second.
             terminal.press("\x1b[B" * (2 + len(NODES) + 2))
             wait_until(lambda: "uptime" in terminal.text(), timeout=10, interval=0.1,
                        message="the app's detail with its uptime")
             time.sleep(1.0)
-            result["idle_app_selected"] = sample_cpu(terminal.proc.pid, args.seconds)
+            result["idle_app_selected"] = sample_cpu(terminal.proc.pid, args.seconds,
+                                                     cluster.open())
             result["store_writes_per_second"] = round(
                 len(NODES) / (cluster.lease_ttl / 4), 1)
             if args.moves:

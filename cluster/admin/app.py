@@ -25,7 +25,7 @@ from cluster import api
 from cluster.admin.dialogs import BEST, ConfirmDialog, MoveDialog
 from cluster.admin.messages import ActionDone, EventsArrived, StoreHealth, ViewChanged
 from cluster.admin.mirror import EVENT_MEMORY, ClusterView, Follower
-from cluster.admin.model import Item, detail_for, event_matches, parse_filter
+from cluster.admin.model import Detail, Item, detail_for, event_matches, parse_filter
 from cluster.admin.screens import TimelineScreen
 from cluster.admin.timeline import Timeline, build_timelines
 from cluster.admin.widgets import ClusterTree, DetailPanel, EventLog
@@ -120,6 +120,8 @@ class AdminApp(App[None]):
         self._ticker = self.set_interval(1.0, self._tick, pause=True)
         self._detail_ticking = False
         self._timelines_ticking = False
+        self._banner_text = ""
+        self._shown_detail: Detail | None = None
         self.follow()
 
     def on_unmount(self) -> None:
@@ -140,7 +142,6 @@ class AdminApp(App[None]):
         self._show_banner()
         self._show_detail()
         self._show_timelines()
-        self.refresh_bindings()
 
     @on(EventsArrived)
     def _events_arrived(self, message: EventsArrived) -> None:
@@ -175,8 +176,10 @@ class AdminApp(App[None]):
             text = f"Store problem: {problems[0]}{more}"
         else:
             text = ""
-        banner.update(text)
-        banner.set_class(bool(text), "-shown")
+        if text != self._banner_text:  # an update re-lays the screen out: only on change
+            self._banner_text = text
+            banner.update(text)
+            banner.set_class(bool(text), "-shown")
 
     def _concerns_selection(self, event: dict[str, Any]) -> bool:
         item = self.selected
@@ -191,7 +194,9 @@ class AdminApp(App[None]):
                             store_url=self.store.url, data_dir=self.store.data_dir,
                             checkpoints_dir=self.store.checkpoints_dir,
                             local_dirs=view.local_dirs)
-        self.detail_view.show(detail)
+        if detail != self._shown_detail:
+            self._shown_detail = detail
+            self.detail_view.show(detail)
         self._detail_ticking = detail.ticking
         self._update_ticker()
 
