@@ -232,6 +232,8 @@ class Follower:
             try:
                 if self._watch is None:
                     self._open()
+                    if self._stop.is_set():
+                        break
                     if unreachable is not None:
                         unreachable = None
                         self.on_health(None)
@@ -246,6 +248,8 @@ class Follower:
                     break
                 self._step(changes)
             except Exception as exc:  # noqa: BLE001 - shown in the banner; the loop goes on
+                if self._stop.is_set():
+                    break  # stop() closed the watch under us: not the store's fault
                 if not isinstance(exc, StoreError):
                     logger.exception("error while following the store")
                 self._drop_watch()
@@ -262,8 +266,7 @@ class Follower:
         with self._lock:
             self._watch = watch
         if self._stop.is_set():
-            watch.close()
-            return
+            return  # stop() came first; run() drops the watch on its way out
         self.mirror.reload()
         self._read_events()
 
