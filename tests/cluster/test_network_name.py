@@ -7,8 +7,10 @@ the type inside real resource monitors (one per "node"), killed at teardown.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zeroconf import DNSIncoming, DNSText
 
 from cluster.discovery import (
     NETWORK_NAME_SERVICE_TYPE,
@@ -227,6 +230,87 @@ def test_no_answer_goes_out_after_the_goodbye(tmp_path: Path, names: ServiceWatc
     with pytest.raises(AssertionError, match="timed out"):
         wait_until(ghost_records, timeout=1.6, message="a ghost answer")
     assert record_of(names, name) is None
+
+
+class Sniffer:
+    """Every mDNS packet on loopback that mentions `needle`, with its arrival time."""
+
+    def __init__(self, needle: str) -> None:
+        self.needle = needle.encode()
+        self.packets: list[tuple[float, DNSIncoming]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.sock.bind(("", 5353))
+        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                             socket.inet_aton("224.0.0.251") + socket.inet_aton("127.0.0.1"))
+        self.sock.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, source = self.sock.recvfrom(9000)
+            except TimeoutError:
+                continue
+            if self.needle in data:
+                self.packets.append((time.monotonic(), DNSIncoming(data, source)))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+    def txt_records(self, node: str, goodbye: bool) -> list[float]:
+        """Arrival times of packets with a TXT record of `node`, goodbyes (TTL 0) or not."""
+        return [at for at, packet in self.packets
+                if any(isinstance(r, DNSText) and f"node={node}".encode() in r.text
+                       and (r.ttl == 0) == goodbye for r in packet.answers())]
+
+
+def test_a_quick_move_sends_no_goodbye_after_the_new_owner_announces(
+        tmp_path: Path, names: ServiceWatcher, resources: list[NetworkName]) -> None:
+    """Offline on one node, online on the next a moment later: no goodbye of the old owner may
+    follow the new owner's announcement on the wire (a browser that does not drop duplicate
+    packets would then forget the new owner). zeroconf's own withdrawal spreads three goodbyes
+    over 250 ms; ours are all out when offline() returns."""
+    name = unique_name()
+    old = NetworkName("np", {"name": name}, context(tmp_path, node="old"))
+    new = NetworkName("np", {"name": name}, context(tmp_path, node="new"))
+    resources.extend([old, new])
+    sniffer = Sniffer(name)
+    try:
+        old.online()
+        wait_until(lambda: owner_of(names, name) == "old", timeout=5, message="old owns")
+        old.offline()
+        new.online()
+        wait_until(lambda: owner_of(names, name) == "new", timeout=5, message="new owns")
+        wait_until(lambda: len(sniffer.txt_records("new", goodbye=False)) >= 3, timeout=5,
+                   message="the new owner's three announcements (~0.45 s)")
+    finally:
+        sniffer.close()
+    goodbyes = sniffer.txt_records("old", goodbye=True)
+    assert goodbyes, "the old owner said no goodbye"
+    assert max(goodbyes) < min(sniffer.txt_records("new", goodbye=False))
+    assert owner_of(names, name) == "new"
+
+
+def test_online_again_at_once_is_seen(tmp_path: Path, names: ServiceWatcher,
+                                      resources: list[NetworkName]) -> None:
+    """Online, offline, online within a second: browsers ignore a packet identical to one seen
+    in the past 0.8 s, so each registration must announce (and say goodbye) in its own words."""
+    name = unique_name()
+    for round_ in range(3):
+        resource = NetworkName("np", {"name": name}, context(tmp_path))
+        resources.append(resource)
+        resource.online()
+        wait_until(lambda: owner_of(names, name) == "n1", timeout=2,
+                   message=f"announcement {round_}")
+        resource.offline()
+        wait_until(lambda: owner_of(names, name) is None, timeout=2,
+                   message=f"goodbye {round_}")
 
 
 def test_set_port_publishes_the_port(tmp_path: Path, names: ServiceWatcher,
