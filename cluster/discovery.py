@@ -1,22 +1,28 @@
 """Zeroconf discovery: nodes announce themselves; clients find clusters, nodes and network names.
 
 Zeroconf serves discovery and addressing, never liveness (NOTES.md "zeroconf"): a SIGKILLed
-announcer lingers in browsers' caches for ~1,125 s, so whether a node is alive comes from its
-store lease. Three choices follow from measurements:
+announcer lingers in browsers' caches for ~1,125 s, so whether a node is up comes from its store
+lease. What follows was measured with zeroconf 0.154 on loopback:
 
 - One Zeroconf instance per process (`shared_zeroconf`), on loopback unless told otherwise. It
   listens on 0.0.0.0:5353 whatever the interface, but sends only on the chosen one.
-- Registrations skip the ~1.7 s probe (`cooperating_responders`) and do not wait for the repeated
-  announcements: a network name coming online during a failover must not pay for either. Names
-  are unique by construction, since the store decides who owns a group.
-- Browsers ask QM questions (answers by multicast). Several processes on one host share port
-  5353 through SO_REUSEPORT, and a unicast answer sent to port 5353 reaches only one of them,
-  which may not be the one that asked.
-- Resolving a name, and IsAlive, ask the live responders from an ephemeral port ("legacy
-  unicast"): answered at once and straight back, never from a cache that may still hold an
-  owner that crashed, and without starting a Zeroconf instance.
+- Registrations skip the ~1.7 s probe (`cooperating_responders`) and do not wait for the
+  repeated announcements: a network name coming online during a failover pays for neither.
+  Names are unique by construction, since the store decides who owns a group.
+- Browsers drop a packet identical to one seen in the past 0.8 s, so each registration carries
+  TXT `since` and never repeats the previous one's bytes. A withdrawal drops the answers still
+  queued and sends its goodbyes within 50 ms: nothing of an old owner follows its goodbye, or
+  the next owner's announcement.
+- Passive watchers (`ServiceWatcher`, an announcer's peers) ask QM questions: processes on one
+  host share port 5353 through SO_REUSEPORT, and a unicast answer to port 5353 reaches only one
+  of them, maybe not the asker.
+- One-shot questions (`hacluster discover`, `resolve_network_name`, IsAlive) ask the live
+  responders from an ephemeral port ("legacy unicast"): answered at once and straight back,
+  where multicast answers wait up to a second, never from a cache that may still hold an owner
+  that crashed, and without starting a Zeroconf instance.
 
-TXT records carry names, a store location and a format version, never a secret.
+TXT records carry names, a store location (without credentials), a format version and `since`,
+never a secret.
 """
 
 from __future__ import annotations
