@@ -60,8 +60,8 @@ RETRY_DELAY = 2.0
 """Seconds before retrying a failed autosave when the user types nothing more."""
 DISK_SETTLE = 0.03
 """Coalesce watcher events (polling reports a save as deleted + created)."""
-DRAIN_LIMIT = 0.5
-"""On SIGTERM/SIGHUP, how long to let already-typed keys reach the buffer."""
+DRAIN_LIMIT = 1.0
+"""On SIGTERM/SIGHUP, the longest wait for already-typed keys to reach the buffer."""
 WRAP_LIMIT = 4_000_000
 """Above this many characters a file opens without soft wrap (wrapping it costs seconds)."""
 NEW_FILE_NOTE = "new file"
@@ -849,10 +849,10 @@ class HaNotepadApp(App[None]):
         try:
             deadline = monotonic() + DRAIN_LIMIT
             revision, quiet_polls = self.editor.revision, 0
-            while monotonic() < deadline and quiet_polls < 2:
+            while monotonic() < deadline and quiet_polls < 3:
                 await asyncio.sleep(0.02)
                 current = self.editor.revision
-                quiet = pending_input_bytes() == 0 and current == revision
+                quiet = current == revision and pending_input_bytes() == 0 and self._queues_empty()
                 quiet_polls = quiet_polls + 1 if quiet else 0
                 revision = current
             self.save_everything()
@@ -865,6 +865,11 @@ class HaNotepadApp(App[None]):
                     os._exit(0)
                 exit_soon(3.0)
             self._finish_exit()
+
+    def _queues_empty(self) -> bool:
+        """No key is waiting in the app's, the screen's or the editor's message queue."""
+        pumps = (self, self.screen, self.editor)
+        return all(pump._message_queue.empty() for pump in pumps)
 
     def save_everything(self) -> None:
         """Last save when exiting without a user; text its file cannot take is kept aside."""

@@ -247,5 +247,5 @@ async def test_the_session_dir_keeps_only_the_session(
 def test_long_paths_keep_their_end() -> None:
     assert short_path("/short.txt") == "/short.txt"
     shown = short_path("/a/very/long/path/to/the/shared/store/data/notepad/notes.txt", 30)
-    assert shown == "…store/data/notepad/notes.txt" and len(shown) == 30
+    assert shown == "…/store/data/notepad/notes.txt" and len(shown) == 30
 

@@ -1,12 +1,18 @@
-"""The debounce rule, with a simulated clock."""
+"""The debounce rule (with a simulated clock) and the autosave thread."""
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hanotepad.autosave import CEILING, IDLE_DELAY, MAX_WAIT, Debouncer
+from hanotepad.autosave import CEILING, IDLE_DELAY, MAX_WAIT, Autosaver, Debouncer
+from hanotepad.document import SaveOutcome, SaveStatus
+from tests.helpers.wait import wait_until
 
 
 def test_nothing_pending_means_nothing_due() -> None:
@@ -70,3 +76,96 @@ def test_every_change_is_taken_within_the_max_wait(seed: int) -> None:
         debouncer.changed(now)
         untaken.append(now)
     assert worst <= MAX_WAIT + 1e-9
+
+
+class FakeFile:
+    """Stands in for DocumentFile.save: records what was written, and when."""
+
+    def __init__(self, delay: float = 0.0, fail_first: bool = False) -> None:
+        self.writes: list[tuple[float, int]] = []
+        self.delay = delay
+        self.fail_first = fail_first
+        self.revision = 0
+        self.saved = 0
+
+    def take(self) -> Any:
+        if self.revision == self.saved:
+            return None
+        revision = self.revision
+        return lambda: self.save(revision)
+
+    def save(self, revision: int) -> SaveOutcome:
+        if self.fail_first:
+            self.fail_first = False
+            raise OSError("simulated crash inside a save")
+        time.sleep(self.delay)
+        self.saved = revision
+        self.writes.append((time.monotonic(), revision))
+        return SaveOutcome(SaveStatus.SAVED, Path("f"), 0, revision, duration=self.delay)
+
+
+@pytest.fixture
+def autosaver_for() -> Iterator[Callable[..., tuple[Autosaver, list[SaveOutcome]]]]:
+    savers: list[Autosaver] = []
+
+    def build(
+        file: FakeFile, debouncer: Debouncer | None = None
+    ) -> tuple[Autosaver, list[SaveOutcome]]:
+        reports: list[SaveOutcome] = []
+        saver = Autosaver(file.take, reports.append, debouncer=debouncer)
+        saver.start()
+        savers.append(saver)
+        return saver, reports
+
+    yield build
+    for saver in savers:
+        saver.stop()
+
+
+def test_the_autosaver_writes_soon_after_a_change(autosaver_for: Any) -> None:
+    file = FakeFile()
+    saver, reports = autosaver_for(file)
+    file.revision = 1
+    changed_at = time.monotonic()
+    saver.changed()
+    wait_until(lambda: file.saved == 1, message="the write")
+    assert file.writes[0][0] - changed_at < 2.0  # generous: only a hang fails this
+    assert [outcome.revision for outcome in reports] == [1]
+
+
+def test_the_autosaver_keeps_up_with_continuous_changes(autosaver_for: Any) -> None:
+    file = FakeFile(delay=0.01)
+    saver, _ = autosaver_for(file)
+    for revision in range(1, 31):
+        file.revision = revision
+        saver.changed()
+        time.sleep(0.01)
+    wait_until(lambda: file.saved == 30, message="the last revision written")
+    assert len(file.writes) < 30  # debounced: several changes per write
+    assert [revision for _, revision in file.writes] == sorted(r for _, r in file.writes)
+
+
+def test_nothing_to_take_means_no_write(autosaver_for: Any) -> None:
+    file = FakeFile()
+    saver, reports = autosaver_for(file)
+    saver.changed()  # a change the buffer does not show (take() returns None)
+    wait_until(lambda: not saver.pending and not saver.busy, message="the change taken")
+    assert file.writes == [] and reports == []
+
+
+def test_a_failing_save_does_not_stop_the_autosaver(autosaver_for: Any) -> None:
+    file = FakeFile(fail_first=True)
+    saver, _ = autosaver_for(file)
+    file.revision = 1
+    saver.changed()
+    wait_until(lambda: not file.fail_first and not saver.busy, message="the failed attempt")
+    file.revision = 2
+    saver.changed()
+    wait_until(lambda: file.saved == 2, message="the next write")
+
+
+def test_stop_ends_the_thread() -> None:
+    saver = Autosaver(lambda: None, lambda outcome: None)
+    saver.start()
+    saver.stop()
+    assert not saver._thread.is_alive()
