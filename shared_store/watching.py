@@ -57,23 +57,34 @@ _POLLING_EVENTS = [
 ]
 
 
+_ScheduleKey = tuple[str, bool]  # (directory, recursive)
+
+
 @dataclass
 class _Scheduled:
     handle: ObservedWatch
-    recursive: bool
     users: int = 0
 
 
 class WatchHub:
-    """Routes file-system events under ``root`` to the Watch objects registered with it."""
+    """Routes file-system events under ``root`` to the Watch objects registered with it.
+
+    Locking: watchdog calls our handler while holding its observer lock, and schedule() /
+    unschedule() take that lock too. So ``_sched_lock`` (held around schedule/unschedule) is
+    never taken by the handler, and ``_registry_lock`` (taken by the handler) is never held
+    while calling into the observer: no lock-order cycle.
+    """
 
     def __init__(self, root: str, *, polling: bool, poll_interval: float = 0.1) -> None:
         self.root = root
         self.polling = polling
-        self._lock = threading.RLock()
-        self._watches: dict[Watch, list[str]] = {}
-        self._scheduled: dict[str, _Scheduled] = {}
-        self._idle: OrderedDict[str, None] = OrderedDict()
+        self._sched_lock = threading.Lock()
+        self._scheduled: dict[_ScheduleKey, _Scheduled] = {}
+        self._idle: OrderedDict[_ScheduleKey, None] = OrderedDict()
+        self._registry_lock = threading.Lock()
+        self._watches: dict[Watch, list[_ScheduleKey]] = {}
+        self._live_keys: set[_ScheduleKey] = set()  # mirror of _scheduled for the handler
+        self._dead: set[_ScheduleKey] = set()  # directories gone: unschedule at next chance
         self._handler = _Handler(self)
         self._observer: BaseObserver = (
             ScanObserver(root, timeout=poll_interval) if polling else _PromptInotifyObserver()
@@ -88,34 +99,31 @@ class WatchHub:
         needs = [(prefix_dir, True)]
         if watch.prefix:
             needs.append((os.path.dirname(prefix_dir), False))
-        with self._lock:
+        with self._sched_lock:
             if self._closed:
                 raise StoreError("the store is closed; open it again with open_store()")
-            used: list[str] = []
-            self._watches[watch] = used
+            self._drop_dead()
+            used: list[_ScheduleKey] = []
             try:
                 for path, recursive in needs:
                     used.append(self._use(path, recursive))
             except BaseException:
-                self.remove(watch)  # give back what was taken before the failure
+                self._release(used)
                 raise
+            with self._registry_lock:
+                self._watches[watch] = used
 
     def remove(self, watch: Watch) -> None:
-        with self._lock:
-            for path in self._watches.pop(watch, []):
-                scheduled = self._scheduled.get(path)
-                if scheduled is None:
-                    continue
-                scheduled.users -= 1
-                if scheduled.users == 0:
-                    self._idle[path] = None
-            while len(self._idle) > IDLE_KEEP:
-                path, _ = self._idle.popitem(last=False)
-                self._unschedule(path)
+        with self._sched_lock:
+            with self._registry_lock:
+                used = self._watches.pop(watch, [])
+            self._release(used)
+            self._drop_dead()
 
     def close(self) -> None:
-        with self._lock:
+        with self._sched_lock:
             self._closed = True
+        with self._registry_lock:
             watches = list(self._watches)
         for watch in watches:
             watch.close()  # calls remove()
@@ -123,9 +131,9 @@ class WatchHub:
         if self._observer.is_alive():
             self._observer.join(timeout=5)
 
-    # -- scheduling ----------------------------------------------------------------------
+    # -- scheduling (under _sched_lock) --------------------------------------------------
 
-    def _use(self, path: str, recursive: bool) -> str:
+    def _use(self, path: str, recursive: bool) -> _ScheduleKey:
         """Schedule ``path`` (or reuse a schedule that covers it); returns the schedule's key."""
         covering = self._covering(path, recursive)
         if covering is None:
@@ -139,34 +147,55 @@ class WatchHub:
                     f"cannot watch {path}: {exc}; if the inotify limit is reached raise "
                     f"fs.inotify.max_user_watches, or open the store with ?watch=poll"
                 ) from exc
-            key = self._schedule_key(path, recursive)
-            self._scheduled[key] = _Scheduled(handle, recursive)
-            covering = key
-        scheduled = self._scheduled[covering]
-        scheduled.users += 1
+            covering = (path, recursive)
+            self._scheduled[covering] = _Scheduled(handle)
+            with self._registry_lock:
+                self._live_keys.add(covering)
+        self._scheduled[covering].users += 1
         self._idle.pop(covering, None)
         return covering
 
-    @staticmethod
-    def _schedule_key(path: str, recursive: bool) -> str:
-        return path + ("/**" if recursive else "/*")
+    def _release(self, used: list[_ScheduleKey]) -> None:
+        for key in used:
+            scheduled = self._scheduled.get(key)
+            if scheduled is None:
+                continue  # dropped when its directory went away
+            scheduled.users -= 1
+            if scheduled.users == 0:
+                self._idle[key] = None
+        while len(self._idle) > IDLE_KEEP:
+            key, _ = self._idle.popitem(last=False)
+            self._unschedule(key)
 
-    def _covering(self, path: str, recursive: bool) -> str | None:
-        for key, scheduled in self._scheduled.items():
-            watched = key[:-3]
-            if scheduled.recursive and (path == watched or path.startswith(watched + "/")):
+    def _covering(self, path: str, recursive: bool) -> _ScheduleKey | None:
+        """A schedule that already sees every change ``(path, recursive)`` would."""
+        for key in self._scheduled:
+            watched, watched_recursive = key
+            if watched_recursive and (path == watched or path.startswith(watched + "/")):
                 return key
-            if not recursive and not scheduled.recursive and path == watched:
+            if not recursive and not watched_recursive and path == watched:
                 return key
         return None
 
-    def _unschedule(self, key: str) -> None:
+    def _unschedule(self, key: _ScheduleKey) -> None:
+        self._idle.pop(key, None)
         scheduled = self._scheduled.pop(key)
+        with self._registry_lock:
+            self._live_keys.discard(key)
+            self._dead.discard(key)
         # KeyError/OSError: its emitter stopped already (directory removed).
         with contextlib.suppress(KeyError, OSError):
             self._observer.unschedule(scheduled.handle)
 
-    # -- dispatch (observer thread) ------------------------------------------------------
+    def _drop_dead(self) -> None:
+        """Unschedule directories that vanished, so that new watches schedule them afresh."""
+        with self._registry_lock:
+            dead = list(self._dead)
+        for key in dead:
+            if key in self._scheduled:
+                self._unschedule(key)
+
+    # -- dispatch (observer thread, observer lock held) ----------------------------------
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if isinstance(event, DirDeletedEvent | DirMovedEvent):
@@ -182,18 +211,19 @@ class WatchHub:
                 changes.append(Change(key, "put" if os.path.exists(path) else "delete"))
         if not changes:
             return
-        with self._lock:
+        with self._registry_lock:
             watches = list(self._watches)
         for watch in watches:
             watch._deliver(changes)
 
     def _directory_gone(self, path: str) -> None:
         """A directory we rely on vanished: its watches can no longer see changes."""
-        with self._lock:
-            affected = [
-                watch for watch, used in self._watches.items()
-                if any(key[:-3] == path or key[:-3].startswith(path + "/") for key in used)
-            ]
+        with self._registry_lock:
+            gone = {key for key in self._live_keys
+                    if key[0] == path or key[0].startswith(path + "/")}
+            self._dead |= gone
+            affected = [watch for watch, used in self._watches.items()
+                        if not gone.isdisjoint(used)]
         for watch in affected:
             watch._fail(StoreUnavailable(
                 f"the watched directory {path} was removed or moved; restore the store, "

@@ -500,3 +500,38 @@ def test_sigkilled_writers_never_leave_a_torn_record(store: Store, workers: Work
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= rounds
     assert store.put("status/crash/k0", "after").version == records[0].version + 1
+
+
+def test_watches_come_and_go_while_changes_flow(store: Store) -> None:
+    """Opening and closing watches while the observer is delivering must not deadlock."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            store.put(f"status/flow/k{n % 5}", n)
+            n += 1
+
+    def churn(i: int) -> None:
+        try:
+            for n in range(60):  # new directories: each watch schedules, evictions unschedule
+                store.watch(f"spec/churn{i}/{n}").close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    flowing = store.watch("status")  # keeps the observer dispatching the writer's changes
+    threads = [threading.Thread(target=writer, daemon=True)]
+    threads += [threading.Thread(target=churn, args=(i,), daemon=True) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads[1:]:
+        thread.join(60)
+    stop.set()
+    threads[0].join(60)
+    flowing.close()
+    assert not any(t.is_alive() for t in threads), "watch()/close() deadlocked"
+    assert not errors
+    with store.watch("status/flow") as watch:  # and the hub still works afterwards
+        store.put("status/flow/after", 1)
+        assert Change("status/flow/after", "put") in collect(watch, {"status/flow/after"})
