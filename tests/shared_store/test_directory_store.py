@@ -573,3 +573,24 @@ def test_inotify_emitters_do_not_hold_back_renames(store: DirectoryStore) -> Non
         assert emitters
         for emitter in emitters:
             assert emitter._inotify._move_event_grouper._queue.delay == 0.0
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+def test_watch_works_again_after_its_directory_was_recreated(store: DirectoryStore,
+                                                             polling: bool) -> None:
+    with open_store(store.root, polling=polling) as s:
+        old = s.watch("spec/groups")
+        shutil.rmtree(Path(store.root, "spec/groups"))
+        with pytest.raises(StoreUnavailable, match="was removed"):
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                old.wait(deadline - time.monotonic())
+        old.close()
+        s.put("spec/groups/x", 1)  # recreates the directory
+        with s.watch("spec/groups") as watch:
+            s.put("spec/groups/y", 1)
+            seen: set[str] = set()
+            deadline = time.monotonic() + 5
+            while "spec/groups/y" not in seen and time.monotonic() < deadline:
+                seen.update(c.key for c in watch.wait(deadline - time.monotonic()))
+    assert "spec/groups/y" in seen
