@@ -26,13 +26,13 @@ def resolve(value: Any, values: Mapping[str, str]) -> Any:
     return value
 
 
-def app_environment(values: Mapping[str, str], address: str,
+def app_environment(values: Mapping[str, str], address: str, cluster: str,
                     network_name: str | None = None) -> dict[str, str]:
     """What a resource sees of its node: a node-local state directory, the node's name and
     address, the group's network name (MSCS UseNetworkName), and this installation's programs
     first on PATH, so ``command = hanotepad ...`` finds the editor installed beside the node."""
     env = {"XDG_STATE_HOME": f"{values['local']}/state", "HACLUSTER_NODE": values["node"],
-           "HACLUSTER_ADDRESS": address,
+           "HACLUSTER_ADDRESS": address, "HACLUSTER_CLUSTER": cluster,
            "PATH": os.pathsep.join([os.path.dirname(sys.executable),
                                     os.environ.get("PATH", os.defpath)])}
     if network_name:

@@ -438,7 +438,7 @@ class NodeService:
                                              since=self.clock())
         network_name = next((str(r.properties.get("name")) for r in snap.group_resources(res.group)
                              if r.type == "network-name" and r.properties.get("name")), None)
-        env = app_environment(self.placeholders, self.address, network_name)
+        env = app_environment(self.placeholders, self.address, self.store.name, network_name)
         monitor.online(res.name, res.type, props, env,
                             {"pending_timeout": res.policy.pending_timeout,
                              "looks_alive_interval": res.policy.looks_alive_interval,

@@ -50,7 +50,7 @@ def test_unknown_type_names_the_known_ones() -> None:
     assert isinstance(info.value, KeyError)
     assert str(info.value) == (
         "unknown resource type 'generic-ap'; known types: generic-app, generic-script, "
-        "shared-folder"
+        "network-name, shared-folder"
     )
 
 
