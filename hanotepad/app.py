@@ -139,6 +139,8 @@ class HaNotepadApp(App[None]):
         self._last_seen_revision = 0
         self._last_problem: str | None = None
         self._find_query = ""
+        self.wrap_preference = True
+        """Soft wrap as the user wants it; very large files open unwrapped regardless."""
         # Kept, not queried: handlers still run while the screen is torn down at exit.
         self.editor = EditorArea(id="editor", soft_wrap=True, tab_behavior="indent")
         self.editor.indent_type = "tabs"  # tab inserts a tab character, as in Notepad
@@ -156,7 +158,7 @@ class HaNotepadApp(App[None]):
 
     def on_mount(self) -> None:
         self.session, session_problem = self.session_store.load()
-        self.editor.soft_wrap = self.session.soft_wrap
+        self.wrap_preference = self.editor.soft_wrap = self.session.soft_wrap
         self.editor.focus()
         if self._handle_signals or (self._handle_signals is None and not self.is_headless):
             loop = asyncio.get_running_loop()
@@ -222,6 +224,9 @@ class HaNotepadApp(App[None]):
         with self._buffer_lock:
             self.doc = DocumentFile.from_loaded(loaded, self.size_limit)
             self._set_text(loaded.text, loaded.read_only, loaded.stamp.size if loaded.stamp else 0)
+            exact = self.editor.document.exact
+            if not exact:
+                self.read_only = self.editor.read_only = self.status.read_only = True
             if place is not None:
                 # The cursor now, so that keys typed at once land where it was; the
                 # scroll again once the layout knows the editor's size.
@@ -229,8 +234,7 @@ class HaNotepadApp(App[None]):
         if place is not None:
             self.call_after_refresh(self._restore_scroll, place)
         self.status.path = str(loaded.path)
-        if not self.editor.document.exact:
-            self.read_only = self.editor.read_only = self.status.read_only = True
+        if not exact:
             self.show_problem(
                 f"{loaded.path.name} mixes line endings or has form feeds that saving would "
                 "change: opened read-only; save as (f12) writes a normalised copy"
@@ -256,10 +260,14 @@ class HaNotepadApp(App[None]):
     def _set_text(self, text: str, read_only: bool, size: int) -> None:
         """Replace the buffer (caller holds the buffer lock)."""
         editor = self.editor
-        if len(text) > WRAP_LIMIT and editor.soft_wrap:
-            editor.soft_wrap = False
+        big = len(text) > WRAP_LIMIT
+        if big and self.wrap_preference:
             self.notify("soft wrap is off for this large file: alt+z turns it on")
+        # Unwrapped while the text is swapped: wrapping the old text again, or the
+        # new one twice, would cost seconds for a big file.
+        editor.soft_wrap = False
         editor.load_text(text)
+        editor.soft_wrap = self.wrap_preference and not big
         self._last_seen_revision = 0
         self.read_only = editor.read_only = self.status.read_only = read_only
         self.status.save_state = "saved"
@@ -558,7 +566,7 @@ class HaNotepadApp(App[None]):
         self._session_worker(self._session_snapshot())
 
     def _session_snapshot(self) -> Session:
-        session = replace(self.session, soft_wrap=self.editor.soft_wrap)
+        session = replace(self.session, soft_wrap=self.wrap_preference)
         if self.doc is not None:
             session = session.with_place(self.doc.path, self._current_place())
         self.session = session
@@ -749,7 +757,7 @@ class HaNotepadApp(App[None]):
             self.editor.focus()
 
     def action_toggle_wrap(self) -> None:
-        self.editor.soft_wrap = not self.editor.soft_wrap
+        self.wrap_preference = self.editor.soft_wrap = not self.editor.soft_wrap
         self.status.message = "soft wrap on" if self.editor.soft_wrap else "soft wrap off"
         self._session_changed()
 

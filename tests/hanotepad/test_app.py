@@ -8,6 +8,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hanotepad.autosave import Debouncer
 from hanotepad.dialogs import ChoiceDialog
 from hanotepad.fileio import atomic_write
@@ -127,9 +129,12 @@ async def test_an_external_change_reloads_and_keeps_the_cursor(
         assert app.status.save_state == "saved"
 
 
+@pytest.mark.parametrize("watch_mode", ["inotify", "poll"])
 async def test_own_saves_are_not_taken_for_external_changes(
-    run_editor: Any, tmp_path: Path
+    run_editor: Any, tmp_path: Path, watch_mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Own atomic saves arrive as moved (inotify) or deleted + created (polling) events."""
+    monkeypatch.setenv("HANOTEPAD_WATCH", watch_mode)
     path = tmp_path / "notes.txt"
     async with run_editor(path) as (app, pilot):
         expected = ""
