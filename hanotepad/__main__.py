@@ -31,9 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.log:
         logging.basicConfig(
             filename=args.log,
-            level=logging.DEBUG,
+            level=logging.INFO,
             format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
         )
+        logging.getLogger("hanotepad").setLevel(logging.DEBUG)
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         print("hanotepad: needs a terminal (run it in a terminal or a pty)", file=sys.stderr)
         raise SystemExit(2)

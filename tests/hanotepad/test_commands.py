@@ -214,3 +214,20 @@ async def test_a_palette_command_runs(run_editor: Any, tmp_path: Path) -> None:
         await ready_input(app, "#line-input")
         await pilot.press("3", "enter")
         assert app.editor.selection.end == (2, 0)
+
+
+async def test_recent_files_are_offered_in_the_palette(run_editor: Any, tmp_path: Path) -> None:
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("first")
+    second.write_text("second")
+    async with run_editor(first) as (app, pilot):
+        await pilot.press("ctrl+q")
+    async with run_editor(second) as (app, pilot):
+        recent = [
+            command
+            for command in app.get_system_commands(app.screen)
+            if command.title.startswith("Open recent")
+        ]
+        assert [command.title for command in recent] == ["Open recent: first.txt"]
+        recent[0].callback()
+        await wait_until_async(lambda: app.editor.text == "first", message="the recent file")

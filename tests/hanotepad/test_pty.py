@@ -48,6 +48,7 @@ def test_typed_text_reaches_the_file(
     assert editor.wait_exit() == 0
 
 
+@pytest.mark.slow
 def test_sigkill_loses_at_most_the_last_300_ms(
     spawn_editor: Callable[..., PtyEditor], tmp_path: Path
 ) -> None:
