@@ -125,6 +125,9 @@ open_tmux() {
     tmux select-pane -t "$session:0.0" -T narrator
     tmux select-pane -t "$session:0.0"
     echo "demo.sh: tmux session '$session' is ready"
+}
+
+attach_tmux() {
     if [[ -t 1 && -z "${DEMO_NO_ATTACH:-}" ]]; then
         if [[ -n "${TMUX:-}" ]]; then
             tmux switch-client -t "$session"
@@ -195,12 +198,10 @@ case "$cmd" in
         ;;
     auto)
         bootstrap
+        trap stop_demo EXIT  # also after ctrl+c or a failed start: nothing is left running
         echo "demo.sh: starting a 3-node cluster in $dir"
         start_cluster
-        code=0
-        "$venv/bin/python" -m cluster.demo --store "$store" --dir "$dir" --auto || code=$?
-        stop_demo
-        exit "$code"
+        "$venv/bin/python" -m cluster.demo --store "$store" --dir "$dir" --auto
         ;;
     demo)
         bootstrap
@@ -209,12 +210,16 @@ case "$cmd" in
             die "the tmux session '$session' shows the demo in $owner; stop it first:" \
                 "./demo.sh stop --dir $owner"
         fi
+        trap stop_demo EXIT  # a start that fails half way (or ctrl+c) leaves nothing running
         echo "demo.sh: starting a 3-node cluster in $dir"
         start_cluster
         if command -v tmux >/dev/null 2>&1; then
             open_tmux
+            trap - EXIT  # from here on the demo runs until './demo.sh stop'
+            attach_tmux
         else
             print_terminals
+            trap - EXIT
         fi
         ;;
 esac

@@ -64,5 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> int:
+    """``main`` with ctrl+c as a way out: one line, no traceback, exit code 130."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        say("\ninterrupted (ctrl+c)")
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

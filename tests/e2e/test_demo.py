@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -289,6 +290,33 @@ def test_auto_runs_the_story_and_prints_the_figures(demo_dir: Path,
     assert FIGURES | {"autosave"} <= set(figures)
     assert all(0 < value < STEP_TIMEOUT for value in figures.values()), figures
     assert demo_processes(demo_dir) == []  # --auto stops what it started
+
+
+def test_auto_interrupted_by_ctrl_c_leaves_nothing_running(demo_dir: Path,
+                                                            env: dict[str, str]) -> None:
+    """ctrl+c in the terminal: SIGINT to the foreground process group (demo.sh and the
+    narrator; the nodes run in sessions of their own and would survive it)."""
+    proc = subprocess.Popen([str(DEMO), "--auto", "--dir", str(demo_dir)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    lines: list[str] = []
+    try:
+        def story_started() -> bool:
+            line = proc.stdout.readline() if proc.stdout else ""
+            lines.append(line)
+            return "Step 2 of 8" in line or proc.poll() is not None
+        wait_until(story_started, timeout=STEP_TIMEOUT, interval=0,
+                   message="the narrator's second step")
+        assert proc.poll() is None, "".join(lines)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=STEP_TIMEOUT)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "interrupted (ctrl+c)" in rest and "Traceback" not in rest, rest
+    assert demo_processes(demo_dir) == []
 
 
 def test_auto_exits_1_and_names_the_step_when_a_step_fails(tmp_path: Path) -> None:
