@@ -37,7 +37,7 @@ hac() { "$venv/bin/python" -m cluster "$@" --store "$store"; }
 tmux_owner() {
     command -v tmux >/dev/null 2>&1 && tmux has-session -t "=$session" 2>/dev/null || return 0
     local owner
-    owner="$(tmux show-options -v -t "=$session" @hanotepad_dir 2>/dev/null || true)"
+    owner="$(tmux show-options -v -t "=$session:" @hanotepad_dir 2>/dev/null || true)"
     echo "${owner:-?}"
 }
 
@@ -116,7 +116,7 @@ open_tmux() {
     fi
     tmux new-session -d -s "$session" -x 220 -y 60 -n walkthrough "$narrator; bash"
     tmux set-option -t "$session" remain-on-exit on >/dev/null
-    tmux set-option -t "$session" @hanotepad_dir "$dir"
+    tmux set-option -t "=$session:" @hanotepad_dir "$dir"
     tmux split-window -t "$session:0.0" -h -p 62 "$attach; bash"
     tmux split-window -t "$session:0.0" -v -p 50 "$status; bash"
     tmux split-window -t "$session:0.2" -v -p 30 "tail -F '$dir/node1/node.log'"

@@ -276,6 +276,26 @@ def test_walkthrough_in_tmux_every_step_then_stop(demo_dir: Path, env: dict[str,
     assert (demo_dir / "store").is_dir()  # stop keeps the cluster; reset removes it
 
 
+def test_another_demos_tmux_session_is_left_alone(demo_dir: Path, env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    """The session name is fixed: a demo in another directory neither takes it over nor
+    stops it; it says which directory to stop first."""
+    other = tmp_path / "other-demo"
+    assert tmux(env, "new-session", "-d", "-s", SESSION, "sleep 600").returncode == 0
+    assert tmux(env, "set-option", "-t", f"={SESSION}:", "@hanotepad_dir",
+                str(other)).returncode == 0
+    started = demo_sh("--dir", str(demo_dir), env=env)
+    assert started.returncode == 2
+    assert started.stderr == (f"demo.sh: the tmux session '{SESSION}' shows the demo in "
+                              f"{other}; stop it first: ./demo.sh stop --dir {other}\n")
+    assert not (demo_dir / "store").exists()  # refused before starting anything
+    stopped = demo_sh("stop", "--dir", str(demo_dir), env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert tmux(env, "has-session", "-t", f"={SESSION}").returncode == 0
+    assert demo_sh("stop", "--dir", str(other), env=env).returncode == 0
+    assert tmux(env, "has-session", "-t", f"={SESSION}").returncode != 0
+
+
 def test_auto_runs_the_story_and_prints_the_figures(demo_dir: Path,
                                                      env: dict[str, str]) -> None:
     run = demo_sh("--auto", "--dir", str(demo_dir), env=env)
