@@ -81,7 +81,7 @@ NETWORK_NAME_SERVICE_TYPE = "_hanotepad._tcp.local."
 FORMAT_VERSION = 1
 DEFAULT_INTERFACE = "127.0.0.1"
 ALL_INTERFACES = "all"
-DEFAULT_BROWSE_TIMEOUT = 0.5  # s: responders answer a legacy-unicast query at once
+DEFAULT_BROWSE_TIMEOUT = 2.0  # s: answers come at once, but a busy machine may be slow
 LOOP_TIMEOUT = 5.0  # s: a zeroconf loop call that takes longer is stuck
 RESOLVE_RECORD_TIMEOUT = 1.0  # s: resolving one browsed service whose records are not cached
 TXT_STRING_MAX = 255  # bytes per key=value string (RFC 6763 6.1)

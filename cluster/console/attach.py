@@ -332,6 +332,8 @@ class Attach:
         if outage is not None:
             if owner and owner != outage.from_node and alive:
                 return f"{self.group} is failing over — {owner} is taking over…"
+            if owner == outage.from_node and alive:
+                return f"{self.group} is restarting on {owner}…"
             return f"{self.group} is failing over — waiting for a new owner…"
         state = status.get("state", "offline")
         return f"{self.group} is {state} — waiting for it to come online (ctrl+] leaves)"

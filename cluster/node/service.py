@@ -526,7 +526,7 @@ class NodeService:
         group = record.value.get("group") if record and isinstance(record.value, dict) else None
         owner_epoch = self._owned.get(group) if group else None
         if owner_epoch is None:
-            logger.info("%s is %s here (not owned by %s)", name, state.value, self.name)
+            logger.debug("%s is %s here (not owned by %s)", name, state.value, self.name)
             return  # fenced or stale: never write over the owner's records
         changes: dict[str, Any] = {"state": state.value, "pid": pid, "node": self.name,
                                    "details": details}
