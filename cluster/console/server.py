@@ -41,6 +41,11 @@ AUTH_TIMEOUT = 5.0
 IDLE_TIMEOUT = 15.0  # clients ping every second; silence this long means a dead client
 SEND_TIMEOUT = 5.0
 REDRAW_GAP = 0.03  # Textual needs >= 20 ms between two sizes to see a change (NOTES.md)
+# A busy app may take both signals of the toggle as one and repaint nothing (the size it then
+# reads is the old one): if no screenful comes within REDRAW_CHECK, toggle again, slower.
+REDRAW_CHECK = 0.5
+REDRAW_MIN_BYTES = 256  # a repaint is a screenful; a blinking cursor is a few bytes
+REDRAW_TRIES = 3
 MAX_CLIENTS = 32
 
 
@@ -63,7 +68,9 @@ class ConsoleServer:
         self._lock = threading.Lock()
         self._clients: set[_Client] = set()
         self._write_lock = threading.Lock()
-        self._size: tuple[int, int] | None = None
+        self._size: tuple[int, int] | None = None  # the clients' size (not the toggle's)
+        self._painted = threading.Condition()  # notified as output arrives
+        self._output_bytes = 0
         self._filter = QueryFilter()
         self._closed = False
         family = socket.AF_INET6 if ":" in settings.address else socket.AF_INET
@@ -83,6 +90,9 @@ class ConsoleServer:
         data = self._filter.feed(data)
         if not data:
             return
+        with self._painted:
+            self._output_bytes += len(data)
+            self._painted.notify_all()
         with self._lock:
             clients = list(self._clients)
         for start in range(0, len(data), MAX_FRAME):
@@ -94,6 +104,8 @@ class ConsoleServer:
         with self._lock:
             self._closed = True
             clients = list(self._clients)
+        with self._painted:
+            self._painted.notify_all()
         # close() alone does not wake a thread blocked in accept(): the port would keep
         # listening (and accepting) after the app is gone. shutdown() does wake it.
         with contextlib.suppress(OSError):
@@ -143,7 +155,9 @@ class ConsoleServer:
             self._clients.add(client)
         logger.info("%s: console client %s attached", self.resource, peer)
         try:
-            self._redraw(auth.get("rows"), auth.get("cols"))
+            size = self._valid_size(auth.get("rows"), auth.get("cols"))
+            threading.Thread(target=self._redraw, args=(size,), daemon=True,
+                             name=f"console-redraw-{peer}").start()
             self._read_loop(client, reader, pending)
         except (ProtocolError, OSError, ValueError) as exc:
             logger.warning("%s: console client %s dropped: %s", self.resource, peer, exc)
@@ -218,11 +232,13 @@ class ConsoleServer:
             return rows, cols
         return None
 
-    def _set_size(self, rows: int, cols: int) -> None:
+    def _apply_size(self, rows: int, cols: int) -> None:
         fd = self._master_fd()
-        if fd is None:
-            return
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        if fd is not None:
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def _set_size(self, rows: int, cols: int) -> None:
+        self._apply_size(rows, cols)
         self._size = (rows, cols)
 
     def _resize(self, rows: object, cols: object) -> None:
@@ -230,14 +246,40 @@ class ConsoleServer:
         if size is not None and size != self._size:
             self._set_size(*size)
 
-    def _redraw(self, rows: object, cols: object) -> None:
+    def _redraw(self, size: tuple[int, int] | None) -> None:
         """A new client needs the whole screen: a size change makes the app repaint it all.
-        The same size repaints nothing, so pass through a different size first."""
-        size = self._valid_size(rows, cols) or self._size or (24, 80)
+        The same size repaints nothing, so pass through a different size first, and again
+        (slower) if no screenful follows. Runs in its own thread: never delays input."""
+        if size is not None:
+            self._size = size
+        gap = REDRAW_GAP
+        try:
+            for _ in range(REDRAW_TRIES):
+                with self._painted:
+                    start = self._output_bytes
+                self._toggle(gap)
+                with self._painted:
+                    if self._painted.wait_for(lambda since=start: self._repainted(since),
+                                              REDRAW_CHECK):
+                        return
+                gap *= 3
+        except OSError as exc:  # the pty went away with the app
+            logger.debug("%s: redraw stopped: %s", self.resource, exc)
+            return
+        logger.info("%s: the app repainted nothing after %d size toggles", self.resource,
+                    REDRAW_TRIES)
+
+    def _repainted(self, since: int) -> bool:
+        return self._closed or self._output_bytes - since >= REDRAW_MIN_BYTES
+
+    def _toggle(self, gap: float) -> None:
         with self._write_lock:
-            self._set_size(size[0], max(2, size[1] - 1))
-            time.sleep(REDRAW_GAP)  # the app must see two distinct sizes (NOTES.md)
-            self._set_size(*size)
+            rows, cols = self._size or (24, 80)
+            self._apply_size(rows, max(2, cols - 1))
+            time.sleep(gap)  # the app must see two distinct sizes (NOTES.md)
+            rows, cols = self._size or (rows, cols)  # a client's resize meanwhile wins
+            self._apply_size(rows, cols)
+            self._size = (rows, cols)
 
 
 class _Client:

@@ -63,6 +63,28 @@ for line in sys.stdin:
         print(f"got [{line}]", flush=True)
 """
 
+# Like Textual: repaints (a screenful) only when its size really changed, and only when it gets
+# round to its signals. It starts busy, with SIGWINCH blocked: the two signals of an attach's
+# size toggle then arrive as one, by which time the size is back to what it was.
+BUSY_PAINTER_APP = r"""
+import os, signal, sys, time
+last = os.get_terminal_size(1)
+def winch(*_):
+    global last
+    size = os.get_terminal_size(1)
+    if size != last:
+        last = size
+        sys.stdout.write(f"repaint {size.lines}x{size.columns}\n" + "." * 2000 + "\n")
+        sys.stdout.flush()
+signal.signal(signal.SIGWINCH, winch)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGWINCH})
+print("ready", flush=True)
+time.sleep(0.4)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGWINCH})
+while True:
+    time.sleep(1)
+"""
+
 # About 10 MB/s, numbered so that a reader can tell it keeps flowing: far more than a client
 # that never reads can absorb, well within what a reading client keeps up with on a busy machine.
 FLOOD_APP = r"""
@@ -457,6 +479,14 @@ def test_attaching_gives_the_app_the_clients_size(console_app, clients) -> None:
     client = clients(console, rows=40, cols=120)
     output = client.wait_for("size 40x120")
     assert "size 40x119" in output.split("size 40x120")[0]
+
+
+def test_a_new_client_gets_a_repaint_even_from_a_busy_app(console_app, clients) -> None:
+    """If the app was too busy to see the two sizes of the redraw toggle apart, it repaints
+    nothing and the new client would look at a blank screen: the host tries again."""
+    console = console_app(BUSY_PAINTER_APP)
+    client = clients(console)
+    client.wait_for("repaint 24x80", timeout=5)
 
 
 def test_resize_frames_resize_the_apps_pty(console_app, clients) -> None:
