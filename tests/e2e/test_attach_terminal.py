@@ -162,10 +162,10 @@ def test_the_app_exiting_then_restarting_and_detach(online: Cluster, session) ->
     """The editor quits (ctrl+q): attach says so and waits; the cluster restarts the app (it is
     a failure of a generic app) and attach shows it again; ctrl+] then leaves cleanly."""
     s = session(online)
-    wait_ready(s.term)
+    line, column = wait_ready(s.term)
     s.term.send("bye")
-    s.term.wait_for_text("bye")
-    position = wait_ready(s.term)
+    position = (line, column + 3)
+    wait_editor(s.term, "bye", position)
     mark = len(s.term.raw())
     s.term.send(b"\x11")  # ctrl+q: the editor saves and quits
     s.term.wait_for_raw(b"back on node1", since=mark, timeout=15)
