@@ -160,6 +160,7 @@ class Attach:
         self._resized = False
         self._stop = False
         self._pending_banner: str | None = None
+        self._reconnecting: Outage | None = None  # reconnected, the app not yet on screen
         self._watch = self.store.watch("status")
         threading.Thread(target=self._watch_store, daemon=True, name="attach-watch").start()
 
@@ -202,19 +203,29 @@ class Attach:
                 if self._pause(0.2):
                     return 0  # ctrl+] or a signal while the dead owner's lease runs out
                 continue
+            # The outage ends when the app is on screen again (its first output), not at connect:
+            # that is what the person waited for.
+            self._reconnecting = outage
             if outage is not None:
-                outage.ended, outage.to_node = time.time(), endpoint.node
-                self.outages.append(outage)
-                self._pending_banner = (f"{self.group} is back on {endpoint.node} after "
-                                        f"{outage.duration:.2f} s")
-                outage = None
-            else:
-                self._pending_banner = None
+                outage.to_node = endpoint.node
+            self._pending_banner = None
             reason = self._relay(sock, reader, pending, endpoint)
             if reason == "detach":
+                if self._reconnecting is not None:  # left before the app was back on screen
+                    self.outages.append(self._reconnecting)
                 return 0
-            outage = Outage(time.time(), endpoint.node)
+            outage = self._reconnecting or Outage(time.time(), endpoint.node)
+            self._reconnecting = None
             self._banner(self._outage_text(endpoint.node))
+
+    def _end_outage(self) -> None:
+        outage, self._reconnecting = self._reconnecting, None
+        if outage is None:
+            return
+        outage.ended = time.time()
+        self.outages.append(outage)
+        self._pending_banner = (f"{self.group} is back on {outage.to_node} after "
+                                f"{outage.duration:.2f} s")
 
     def _relay(self, sock: socket.socket, reader: FrameReader, pending: list,
                endpoint: Endpoint) -> str:
@@ -231,6 +242,8 @@ class Attach:
                     last_heard = time.monotonic()
                     if frame.kind == Kind.OUTPUT:
                         self._write(frame.payload)
+                        if self._reconnecting is not None:
+                            self._end_outage()
                         if self._pending_banner and shown_banner_at is None:
                             shown_banner_at = time.monotonic()
                     elif frame.kind == Kind.EXIT:
@@ -323,8 +336,18 @@ class Attach:
         if owner == node and not alive:
             return f"{self.group} is failing over — {node} stopped answering…"
         if owner and owner != node:
+            if self._node_alive(node):
+                return f"{self.group} is moving to {owner}…"
             return f"{self.group} is failing over — {owner} is taking over…"
+        if owner == node and alive:
+            return f"{self.group} is restarting on {node}…"
         return f"{self.group}: connection to {node} lost — reconnecting…"
+
+    def _node_alive(self, node: str) -> bool:
+        value = _value(self.store, f"status/nodes/{node}")
+        with contextlib.suppress(ValueError):
+            return bool(value) and NodeStatus.from_record(node, value).alive(time.time())
+        return False
 
     def _waiting_text(self, outage: Outage | None) -> str:
         owner, _, alive = group_owner(self.store, self.group)
@@ -399,6 +422,6 @@ def attach(store: Store, group: str, as_json: bool = False) -> int:
                                      "outages": [o.to_json() for o in session.outages]}) + "\n")
     else:
         for outage in session.outages:
-            sys.stderr.write(f"outage: {outage.from_node} -> {outage.to_node}: "
-                             f"{outage.duration:.2f} s\n")
+            took = "not over" if outage.duration is None else f"{outage.duration:.2f} s"
+            sys.stderr.write(f"outage: {outage.from_node} -> {outage.to_node}: {took}\n")
     return code
