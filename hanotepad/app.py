@@ -146,13 +146,12 @@ class HaNotepadApp(App[None]):
         self.editor.indent_type = "tabs"  # tab inserts a tab character, as in Notepad
         self.editor.edit_listener = self._autosaver.changed
         self.status = StatusBar(id="status")
-        self.find_bar = FindBar(id="findbar")
+        self._find_bar: FindBar | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     def compose(self) -> ComposeResult:
         yield self.editor
-        yield self.find_bar
         yield self.status
         yield Footer()
 
@@ -247,7 +246,8 @@ class HaNotepadApp(App[None]):
             self.status.message = "read-only file: save as (f12) to keep a copy"
         self.session = self.session.with_place(loaded.path, place or Place())
         self._session_changed()
-        self._start_watching(loaded.path)
+        # After the first paint: starting watchdog competes with it for the GIL.
+        self.call_after_refresh(self._start_watching, loaded.path)
         self.ready = True
 
     @on(LoadFailed)
@@ -708,29 +708,35 @@ class HaNotepadApp(App[None]):
 
     # -------------------------------------------------- editing commands
 
-    def action_find(self) -> None:
-        self.find_bar.open(replace=False, query=self.editor.selected_text or None)
+    async def _open_find_bar(self, *, replace: bool) -> None:
+        if self._find_bar is None:  # mounted on first use: a faster first screen
+            self._find_bar = FindBar(id="findbar")
+            await self.mount(self._find_bar, before=self.status)
+        self._find_bar.open(replace=replace, query=self.editor.selected_text or None)
 
-    def action_replace(self) -> None:
-        self.find_bar.open(replace=True, query=self.editor.selected_text or None)
+    async def action_find(self) -> None:
+        await self._open_find_bar(replace=False)
 
-    def action_find_next(self) -> None:
-        self._find(self._find_query or self.find_bar.query_text, backward=False)
+    async def action_replace(self) -> None:
+        await self._open_find_bar(replace=True)
 
-    def action_find_previous(self) -> None:
-        self._find(self._find_query or self.find_bar.query_text, backward=True)
+    async def action_find_next(self) -> None:
+        await self._find(self._find_query, backward=False)
+
+    async def action_find_previous(self) -> None:
+        await self._find(self._find_query, backward=True)
 
     @on(FindRequested)
-    def _find_requested(self, message: FindRequested) -> None:
-        self._find(message.query, backward=message.backward)
+    async def _find_requested(self, message: FindRequested) -> None:
+        await self._find(message.query, backward=message.backward)
 
     @on(FindClosed)
     def _find_closed(self) -> None:
         self.editor.focus()
 
-    def _find(self, query: str, *, backward: bool) -> None:
+    async def _find(self, query: str, *, backward: bool) -> None:
         if not query:
-            self.action_find()
+            await self.action_find()
             return
         self._find_query = query
         self.status.message = find_in(self.editor, query, backward=backward)

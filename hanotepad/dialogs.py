@@ -58,7 +58,7 @@ class ChoiceDialog(ModalScreen[str]):
 class PathDialog(ModalScreen[Path | None]):
     """Pick a file path: type it, or browse with the tree. Dismissed with None on escape."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
     AUTO_FOCUS = "#path-input"
 
     def __init__(self, title: str, *, folder: Path, initial: str, action: str) -> None:
@@ -119,7 +119,7 @@ class PathDialog(ModalScreen[Path | None]):
 class GotoLineDialog(ModalScreen[int | None]):
     """Ask for a line number (1-based); dismissed with it, or None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, line_count: int, current: int) -> None:
         super().__init__(classes="dialog")

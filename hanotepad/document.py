@@ -171,8 +171,6 @@ class DocumentFile:
         """(someone else's version is on disk, the file was deleted). Caller holds the lock."""
         try:
             st = stat_or_none(self.path)
-        except NotADirectoryError:
-            st = None  # the save itself will explain
         except OSError as error:
             raise FileProblem(
                 f"cannot check {self.path}: {error.strerror}; your text is kept"

@@ -75,9 +75,10 @@ def digest_of(data: bytes) -> str:
 
 
 def stat_or_none(path: Path) -> os.stat_result | None:
+    """The file's stat, or None if it (or a folder on its path) does not exist."""
     try:
         return os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
