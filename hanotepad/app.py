@@ -309,7 +309,8 @@ class HaNotepadApp(App[None]):
         if revision == self._last_seen_revision:
             return  # a load, not an edit
         self._last_seen_revision = revision
-        if self.status.save_state != "error":
+        # The autosave thread may have written this revision before this message came.
+        if self.status.save_state != "error" and not self._is_clean():
             self.status.save_state = "unsaved"
         if self.doc is None:
             self._session_changed()  # the untitled size is updated with the session

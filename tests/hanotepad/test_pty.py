@@ -44,6 +44,7 @@ def test_typed_text_reaches_the_file(
     editor.type("hello from a pty")
     wait_until(lambda: on_disk(path) == "hello from a pty", message="the autosave")
     editor.wait_for_text("Ln 1, Col 17")
+    editor.wait_for_text(" saved ")  # the status bar agrees
     editor.type("\x11")  # ctrl+q: save and quit
     assert editor.wait_exit() == 0
 
