@@ -238,3 +238,17 @@ async def test_timeline_screen_draws_the_phases(crafted_store: Store) -> None:
         assert "web  move  node1 -> node3" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, TimelineScreen)
+
+
+async def test_move_to_the_best_node_asks_the_policy(crafted_store: Store) -> None:
+    app = AdminApp(crafted_store, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await select(app, pilot, Item("resource", "g-app"))  # its group moves
+        await pilot.press("m")
+        await wait_until_async(lambda: isinstance(app.screen, MoveDialog), message="move dialog")
+        await pilot.press("enter")  # the first choice: the best node
+        await wait_until_async(lambda: "moving g to node3" in notifications(app),
+                               message="what `hacluster group move g` prints")
+        assert crafted_store.get("status/groups/g").value["target"] == "node3"
+        assert crafted_store.events()[-1]["kind"] == "group-move-requested"

@@ -14,6 +14,7 @@ import psutil
 import pytest
 from textual.widgets import OptionList
 
+from cluster import api
 from cluster.admin.app import AdminApp
 from cluster.admin.dialogs import ConfirmDialog, MoveDialog
 from cluster.admin.model import Item
@@ -52,6 +53,10 @@ def healthy(cluster: Cluster) -> dict[str, Any]:
     for name in NODES:
         if store.get(f"spec/nodes/{name}") is not None:
             store.put(f"spec/nodes/{name}", {"paused": False})
+    if store.get("spec/groups/g").value["desired"] != "online":
+        api.set_group_desired(store, "g", "online")
+    if store.get("spec/resources/g-app").value["desired"] != "online":
+        api.set_resource_desired(store, "g-app", "online")
     for name, proc in cluster.nodes.items():
         if proc.poll() is not None:
             cluster.start_node(name)
@@ -193,6 +198,26 @@ async def test_take_offline_then_bring_online(live: Cluster) -> None:
         await wait_until_async(lambda: "g  offline" in tree_label(app, Item("group", "g")),
                                message="the tree to show g offline")
         await pilot.press("o")  # bringing online disrupts nothing: no dialog
+        await wait_until_async(lambda: "g-app  online  pid" in
+                               tree_label(app, Item("resource", "g-app")), timeout=15,
+                               message="g-app online again")
+    assert live.app_pids() == [live.group("g")["resources"][0]["pid"]]
+    live.assert_never_two()
+
+
+async def test_resource_offline_then_online(live: Cluster) -> None:
+    pid = healthy(live)["resources"][0]["pid"]
+    async with dashboard(live) as (app, pilot):
+        await select(app, Item("resource", "g-app"))
+        await confirm(app, pilot, "x")
+        await wait_until_async(lambda: "g-app: offline requested" in notifications(app),
+                               message="what `hacluster resource offline` prints")
+        await wait_until_async(lambda: not pid_alive(pid), timeout=10, message="g-app stopped")
+        await wait_until_async(lambda: "g-app  offline" in
+                               tree_label(app, Item("resource", "g-app")),
+                               message="the tree to show g-app offline")
+        assert live.app_pids() == []
+        await pilot.press("o")
         await wait_until_async(lambda: "g-app  online  pid" in
                                tree_label(app, Item("resource", "g-app")), timeout=15,
                                message="g-app online again")
