@@ -11,6 +11,7 @@ rewriting the same large file back to back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -155,3 +156,65 @@ class Autosaver:
             with self._condition:
                 self._debouncer.written(outcome.duration)
         self._report(outcome)
+
+
+class LoopDebouncer:
+    """The same rule on the UI's asyncio loop, for writes prepared from the widgets.
+
+    The session reads the cursor and scroll from the widgets, so its snapshot is taken
+    on the UI thread: ``fire()`` is called there when a write is due; it starts the
+    write (in a worker) and whoever sees it finish calls ``done()``. Call everything
+    from the loop's thread.
+    """
+
+    def __init__(
+        self,
+        fire: Callable[[], None],
+        debouncer: Debouncer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fire = fire
+        self._debouncer = debouncer or Debouncer()
+        self._clock = clock
+        self._handle: asyncio.TimerHandle | None = None
+        self.busy = False
+        """A write is under way."""
+
+    def changed(self) -> None:
+        self._debouncer.changed(self._clock())
+        self._arm()
+
+    def done(self) -> None:
+        """The write finished; changes made meanwhile get their own write."""
+        self.busy = False
+        self._arm()
+
+    def cancel(self) -> None:
+        """Forget pending changes: the caller writes them now itself."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._debouncer.taken()
+
+    def _arm(self) -> None:
+        # Not Textual's set_timer: a one-shot timer whose deadline has passed when its
+        # task runs (a busy loop, or a delay of 0) is skipped there, never fired.
+        due = self._debouncer.due_at()
+        if self._handle is None and not self.busy and due is not None:
+            delay = max(0.0, due - self._clock())
+            self._handle = asyncio.get_running_loop().call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._handle = None
+        if self.busy or not self._debouncer.pending:
+            return
+        if not self._debouncer.is_due(self._clock()):
+            self._arm()
+            return
+        self._debouncer.taken()
+        self.busy = True
+        try:
+            self._fire()
+        except Exception:
+            self.busy = False
+            logger.exception("debounced write failed to start")

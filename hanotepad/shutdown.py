@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import logging
@@ -10,6 +11,7 @@ import struct
 import termios
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hanotepad.fileio import FileProblem, atomic_write
@@ -24,6 +26,32 @@ def pending_input_bytes(fd: int = 0) -> int:
     except OSError:
         return 0
     return int(struct.unpack("i", raw)[0])
+
+
+async def wait_for_quiet_input(
+    revision: Callable[[], int],
+    queues_empty: Callable[[], bool],
+    *,
+    limit: float,
+    poll: float = 0.02,
+    quiet_polls: int = 3,
+) -> bool:
+    """Wait until typed keys have all reached the buffer; False if ``limit`` passed first.
+
+    Quiet means, for ``quiet_polls`` polls in a row: nothing unread on the terminal,
+    no message waiting in the UI's queues, and the buffer's revision unchanged.
+    """
+    deadline = time.monotonic() + limit
+    last, quiet = revision(), 0
+    while quiet < quiet_polls:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(poll)
+        current = revision()
+        calm = current == last and pending_input_bytes() == 0 and queues_empty()
+        quiet = quiet + 1 if calm else 0
+        last = current
+    return True
 
 
 def terminal_gone(fd: int = 0) -> bool:
