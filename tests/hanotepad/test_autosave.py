@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -10,9 +11,16 @@ from typing import Any
 
 import pytest
 
-from hanotepad.autosave import CEILING, IDLE_DELAY, MAX_WAIT, Autosaver, Debouncer
+from hanotepad.autosave import (
+    CEILING,
+    IDLE_DELAY,
+    MAX_WAIT,
+    Autosaver,
+    Debouncer,
+    LoopDebouncer,
+)
 from hanotepad.document import SaveOutcome, SaveStatus
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import wait_until, wait_until_async
 
 
 def test_nothing_pending_means_nothing_due() -> None:
@@ -169,3 +177,26 @@ def test_stop_ends_the_thread() -> None:
     saver.start()
     saver.stop()
     assert not saver._thread.is_alive()
+
+
+async def test_the_loop_debouncer_fires_once_per_burst_and_waits_for_done() -> None:
+    fired: list[float] = []
+    debounced = LoopDebouncer(lambda: fired.append(time.monotonic()))
+    for _ in range(5):
+        debounced.changed()
+    await wait_until_async(lambda: fired, message="the first write")
+    assert debounced.busy
+    debounced.changed()  # during the write: waits for done()
+    await asyncio.sleep(MAX_WAIT * 3)  # longer than any due time: nothing may fire
+    assert len(fired) == 1
+    debounced.done()
+    await wait_until_async(lambda: len(fired) == 2, message="the second write")
+
+
+async def test_cancel_forgets_pending_changes() -> None:
+    fired: list[int] = []
+    debounced = LoopDebouncer(lambda: fired.append(1))
+    debounced.changed()
+    debounced.cancel()
+    await asyncio.sleep(MAX_WAIT * 3)  # longer than any due time: nothing may fire
+    assert fired == []

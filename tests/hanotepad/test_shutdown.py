@@ -8,7 +8,12 @@ import time
 import tty
 from pathlib import Path
 
-from hanotepad.shutdown import pending_input_bytes, terminal_gone, write_recovery
+from hanotepad.shutdown import (
+    pending_input_bytes,
+    terminal_gone,
+    wait_for_quiet_input,
+    write_recovery,
+)
 
 
 def test_pending_input_counts_unread_bytes_on_a_pty() -> None:
@@ -54,3 +59,21 @@ def test_recovery_copies_never_overwrite_each_other(tmp_path: Path) -> None:
 def test_a_recovery_that_cannot_be_written_says_none(tmp_path: Path) -> None:
     (tmp_path / "state").write_text("a file, not a folder")
     assert write_recovery(tmp_path / "state", "notes.txt", "text") is None
+
+
+async def test_waiting_for_quiet_input_follows_the_buffer() -> None:
+    revisions = iter([1, 2, 3, 4, 4, 4, 4, 4, 4])
+    current = {"revision": 0}
+
+    def revision() -> int:
+        current["revision"] = next(revisions, current["revision"])
+        return current["revision"]
+
+    assert await wait_for_quiet_input(revision, lambda: True, limit=5, poll=0.001)
+    assert current["revision"] == 4  # it waited for the typing to stop
+
+
+async def test_waiting_for_quiet_input_gives_up_at_the_limit() -> None:
+    started = time.monotonic()
+    assert not await wait_for_quiet_input(lambda: 0, lambda: False, limit=0.1, poll=0.01)
+    assert time.monotonic() - started < 5  # only a hang fails this
