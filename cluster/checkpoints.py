@@ -32,7 +32,7 @@ DEBOUNCE = 0.075  # s of quiet before a burst of writes is copied
 MAX_DELAY = 0.5  # s: under continuous writes, copy at least this often
 MAX_FILE_BYTES = 16 * 1024 * 1024
 _TEMP_RE = re.compile(
-    r"(^\.#|^#.*#$|^\.hacluster-|~$|\.(tmp|temp|swp|swx|part)$|\.tmp\.|^tmp[a-z0-9_]{8}$)",
+    r"(^\.#|^#.*#$|^\.hacluster-|~$|[.-](tmp|temp|swp|swx|part)$|\.tmp\.|^tmp[a-z0-9_]{8}$)",
     re.IGNORECASE,
 )
 _WATCHED_EVENTS = {"created", "modified", "moved", "deleted", "closed"}
