@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.style import Style
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import RichLog, Static, Tree
 from textual.widgets.tree import TreeNode
 
@@ -149,6 +149,28 @@ class ClusterTree(Tree[Item]):
         return True
 
 
+class DetailBody(Widget):
+    """The detail's text. Re-laid out only when its line shapes change: while an uptime ticks,
+    a second's redraw is then a repaint of this widget alone (Static.update would re-lay out
+    the whole screen each time)."""
+
+    DEFAULT_CSS = "DetailBody { height: auto; }"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._text = Text()
+        self._shape: tuple[int, ...] = ()
+
+    def set_text(self, text: Text) -> None:
+        shape = tuple(len(line) for line in text.plain.split("\n"))
+        self._text = text
+        self.refresh(layout=shape != self._shape)
+        self._shape = shape
+
+    def render(self) -> RenderableType:
+        return self._text
+
+
 class DetailPanel(VerticalScroll):
     """The selected item's properties, policy and history, as titled sections."""
 
@@ -156,21 +178,22 @@ class DetailPanel(VerticalScroll):
                                              "detail-panel--label"}
 
     def compose(self) -> ComposeResult:
-        yield Static(id="detail-body")
+        yield DetailBody(id="detail-body")
 
     def show(self, detail: Detail) -> None:
+        """One Text, not Rich tables: a table is measured and rendered several times a frame,
+        and this is redrawn each second while an uptime ticks."""
         style = self.get_component_rich_style
-        parts: list[RenderableType] = [Text(detail.title, style=style("detail-panel--title"))]
+        text = Text(detail.title, style=style("detail-panel--title"))
         for section in detail.sections:
-            parts.append(Text(""))
-            parts.append(Text(section.title, style=style("detail-panel--section")))
-            grid = Table.grid(padding=(0, 2))
-            grid.add_column(style=style("detail-panel--label"), no_wrap=True)
-            grid.add_column(overflow="fold")
+            text.append("\n\n")
+            text.append(section.title, style=style("detail-panel--section"))
+            width = max((len(label) for label, _ in section.rows), default=0) + 2
             for label, value in section.rows:
-                grid.add_row(label, value)
-            parts.append(grid)
-        self.query_one("#detail-body", Static).update(Group(*parts))
+                text.append("\n")
+                text.append(f"{label:<{width}}", style=style("detail-panel--label"))
+                text.append(value)
+        self.query_one(DetailBody).set_text(text)
 
 
 FAILURE_KINDS = frozenset({"resource-failed", "group-failover", "node-down", "monitor-died",
