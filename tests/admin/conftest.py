@@ -3,6 +3,7 @@ drawn from it is the same on every run (snapshot tests), and no process is neede
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def make_store(root: Path) -> Store:
 
 
 @pytest.fixture
-def crafted_store(tmp_path: Path) -> Store:
+def crafted_store(tmp_path: Path) -> Iterator[Store]:
     store = make_store(tmp_path / "store")
     try:
         yield store

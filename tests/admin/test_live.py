@@ -156,7 +156,8 @@ async def test_crash_fails_over_and_the_tree_follows_within_a_second(live: Clust
         assert names[:2] == ["lease expired", f"claimed by {new_owner}"]
         assert names[-1] == "g-app online"
         lease = timeline.phases[0]
-        assert lease.duration == pytest.approx(live.lease_ttl, abs=0.05)
+        # From the last renewal to its expiry: the TTL (two clock reads apart).
+        assert lease.duration == pytest.approx(live.lease_ttl, abs=0.2)
         assert all(p.duration is not None and p.duration >= 0 for p in timeline.phases)
         await pilot.pause()
         text = str(app.screen.query_one(TimelineView).render())

@@ -132,7 +132,7 @@ def test_follower_reports_changes_and_events_but_not_renewals(crafted_store: Sto
 
 def test_a_lease_running_out_shows_without_any_write(crafted_store: Store,
                                                      follow: Any) -> None:
-    expires_at = time.time() + 0.5
+    expires_at = time.time() + 1.5  # time enough to start and show it up first
     crafted_store.put("status/nodes/node3", node_record("node3", 1, expires_at, time.time()))
     recorder = follow(crafted_store)
     assert node_state(recorder.next_view(), "node3") == "up"
