@@ -24,7 +24,6 @@ import queue
 import re
 import select
 import signal
-import statistics
 import sys
 import tempfile
 import threading
@@ -37,6 +36,7 @@ import pyte
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import summary  # noqa: E402
 from cluster import api  # noqa: E402
 from shared_store import Store  # noqa: E402
 from tests.helpers.wait import wait_until  # noqa: E402
@@ -123,10 +123,7 @@ class Terminal:
 
 
 def stats(samples: list[float], digits: int = 2) -> dict[str, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"n": len(samples), "median": round(statistics.median(ordered), digits),
-            "p99": round(p99, digits), "max": round(ordered[-1], digits)}
+    return summary(samples, digits=digits)
 
 
 def sample_cpu(pid: int, seconds: float, store: Store) -> dict[str, float]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import summary  # noqa: E402
 from tests.e2e.notepad import (  # noqa: E402
     DETACH,
     GROUP,
@@ -46,12 +46,7 @@ NODES = ("node1", "node2", "node3")
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"n": len(values), "p50": round(statistics.median(ordered), 3),
-            "p99": round(p99, 3), "max": round(ordered[-1], 3), "min": round(ordered[0], 3)}
+    return summary(values, digits=3)
 
 
 def run(root: Path, kills: int, ttl: float) -> dict:

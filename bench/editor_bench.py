@@ -24,7 +24,6 @@ import os
 import random
 import select
 import signal
-import statistics
 import sys
 import tempfile
 import threading
@@ -32,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import figures  # bench/figures.py, beside this script
 import ptyprocess
 import pyte
 
@@ -148,19 +148,10 @@ class DiskWatcher:
         self.thread.join()
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def summary(values: list[float]) -> dict[str, float | int]:
-    return {
-        "n": len(values),
-        "median": round(statistics.median(values), 4),
-        "p50": round(statistics.median(values), 4),
-        "p99": round(percentile(values, 0.99), 4),
-        "max": round(max(values), 4),
-    }
+    return figures.summary(values, digits=4)
 
 
 def bench_startup(work: Path, runs: int) -> dict[str, dict[str, float | int]]:

@@ -20,7 +20,6 @@ import json
 import multiprocessing
 import os
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import summary  # noqa: E402
 from tests.helpers.wait import wait_until  # noqa: E402
 from tests.integration.harness import Cluster, hacluster  # noqa: E402
 
@@ -36,12 +36,7 @@ NODES = ("node1", "node2", "node3")
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"n": len(values), "p50": round(statistics.median(ordered), 4),
-            "p99": round(p99, 4), "max": round(ordered[-1], 4)}
+    return summary(values, digits=4)
 
 
 def event_time(event: dict) -> float:

@@ -32,14 +32,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import figures  # bench/figures.py, beside this script
+
 from shared_store import Conflict, DirectoryStore, init_store, open_store
 
 
 def summary(samples_s: list[float]) -> dict:
-    ms = sorted(s * 1000 for s in samples_s)
-    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
-    return {"p50": round(statistics.median(ms), 3), "p99": round(p99, 3),
-            "max": round(ms[-1], 3), "n": len(ms)}
+    return figures.summary(samples_s, digits=3, scale=1000.0)
 
 
 def timed(fn, count: int) -> list[float]:
