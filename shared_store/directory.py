@@ -7,7 +7,7 @@ Concurrency: reads take no lock, because every write is temp file + fsync + rena
 fsync (``fsio``), so a reader sees a whole old or a whole new file. Writers serialise their
 read-check-write on an ``flock`` of a lock file under ``<store>/.locks/``, one per top-level
 directory (``spec``, ``status``, ``events`` ...), so that node leases in ``status`` never wait
-for a slow ``spec`` write; see docs/performance-store.md for the measurement. flock works
+for a slow ``spec`` write; see docs/performance.md, shared store for the measurement. flock works
 across processes, and on Linux NFS it is mapped onto POSIX locks, which work across hosts.
 """
 

@@ -262,7 +262,7 @@ class _PromptInotifyEmitter(InotifyEmitter):
     reader *sleeps* through that delay (DelayedQueue.get) even when the IN_MOVED_TO arrives a
     microsecond later, which happens whenever one inotify read returns the first half of a
     rename. Every atomic save is a rename, so under load ~3 % of changes reached us ~0.5 s
-    late (docs/performance-store.md). We map source and destination to keys independently,
+    late (docs/performance.md, shared store). We map source and destination to keys independently,
     so pairing buys nothing: no delay.
     """
 
