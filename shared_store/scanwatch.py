@@ -1,8 +1,8 @@
 """A cheap polling observer for stores on NFS, where inotify misses other hosts' writes.
 
 watchdog's PollingObserver stats every file on every poll: with the event log's 10,000 files
-that cost half a CPU core at a 0.1 s interval (docs/performance.md, shared store). This emitter reads
-directories (which also revalidates NFS's cached listing) and tells files apart by the inode
+that cost half a CPU core at a 0.1 s interval (docs/performance.md, shared store). This emitter
+reads directories (which also revalidates NFS's cached listing) and tells files apart by the inode
 number that readdir returns for free, so an atomic save (new inode) or a create or delete is
 seen without a stat. Only in small directories does it stat each record as well, so that an
 in-place hand edit is seen; in directories of more than STAT_LIMIT records (the event log,
