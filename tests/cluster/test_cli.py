@@ -200,3 +200,13 @@ policy = { restart_threshold = 5 }
 def test_move_of_a_group_not_running_fails_with_1(store: Path) -> None:
     code, _, err = run(store, "group", "move", "g")
     assert code == 1 and "not running" in err
+
+
+def test_default_store_lives_in_the_user_data_dir(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HACLUSTER_STORE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert CliRunner().invoke(main, ["init", "--name", "home"]).exit_code == 0
+    assert (tmp_path / "xdg" / "hacluster" / "cluster" / "cluster.json").exists()
+    result = CliRunner().invoke(main, ["status", "--json"])
+    assert json.loads(result.stdout)["cluster"] == "home"
