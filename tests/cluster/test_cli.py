@@ -210,3 +210,22 @@ def test_default_store_lives_in_the_user_data_dir(tmp_path: Path,
     assert (tmp_path / "xdg" / "hacluster" / "cluster" / "cluster.json").exists()
     result = CliRunner().invoke(main, ["status", "--json"])
     assert json.loads(result.stdout)["cluster"] == "home"
+
+
+def test_notepad_creates_the_design_group_once(store: Path) -> None:
+    code, out, err = run(store, "notepad")
+    assert code == 0, err
+    s = open_store(store)
+    app = s.get("spec/resources/notepad-app").value
+    assert app["properties"]["command"] == ["hanotepad", "{data}/notepad/notes.txt"]
+    assert app["properties"]["console"] is True
+    assert app["properties"]["checkpoints"] == ["{local}/state/hanotepad"]
+    assert sorted(app["depends_on"]) == ["notepad-disk", "notepad-name"]
+    assert s.get("spec/resources/notepad-disk").value["properties"]["path"] == \
+        "{data}/notepad"
+    assert s.get("spec/resources/notepad-name").value["properties"]["name"] == "notepad"
+    assert s.get("spec/groups/notepad").value["desired"] == "online"
+    before = tree_digest(store)
+    code, out, _ = run(store, "notepad")
+    assert code == 0 and "exists already; nothing changed" in out
+    assert tree_digest(store) == before
