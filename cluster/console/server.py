@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import queue
+import re
 import secrets
 import socket
 import struct
@@ -44,7 +45,9 @@ REDRAW_GAP = 0.03  # Textual needs >= 20 ms between two sizes to see a change (N
 # A busy app may take both signals of the toggle as one and repaint nothing (the size it then
 # reads is the old one): if no screenful comes within REDRAW_CHECK, toggle again, slower.
 REDRAW_CHECK = 0.5
-REDRAW_MIN_BYTES = 256  # a repaint is a screenful; a blinking cursor is a few bytes
+# A repaint is a screenful: the app moves the cursor to most rows of the screen. Counting
+# bytes is not enough: a footer refresh during the app's start-up is hundreds of bytes too.
+CURSOR_TO_ROW = re.compile(rb"\x1b\[(\d+);\d+H")
 REDRAW_TRIES = 3
 MAX_CLIENTS = 32
 
@@ -70,7 +73,7 @@ class ConsoleServer:
         self._write_lock = threading.Lock()
         self._size: tuple[int, int] | None = None  # the clients' size (not the toggle's)
         self._painted = threading.Condition()  # notified as output arrives
-        self._output_bytes = 0
+        self._rows_painted: set[int] = set()  # rows the app wrote to since the last toggle
         self._filter = QueryFilter()
         self._closed = False
         family = socket.AF_INET6 if ":" in settings.address else socket.AF_INET
@@ -91,7 +94,7 @@ class ConsoleServer:
         if not data:
             return
         with self._painted:
-            self._output_bytes += len(data)
+            self._rows_painted.update(int(row) for row in CURSOR_TO_ROW.findall(data)[:1000])
             self._painted.notify_all()
         with self._lock:
             clients = list(self._clients)
@@ -256,11 +259,10 @@ class ConsoleServer:
         try:
             for _ in range(REDRAW_TRIES):
                 with self._painted:
-                    start = self._output_bytes
+                    self._rows_painted.clear()
                 self._toggle(gap)
                 with self._painted:
-                    if self._painted.wait_for(lambda since=start: self._repainted(since),
-                                              REDRAW_CHECK):
+                    if self._painted.wait_for(self._repainted, REDRAW_CHECK):
                         return
                 gap *= 3
         except OSError as exc:  # the pty went away with the app
@@ -269,8 +271,9 @@ class ConsoleServer:
         logger.info("%s: the app repainted nothing after %d size toggles", self.resource,
                     REDRAW_TRIES)
 
-    def _repainted(self, since: int) -> bool:
-        return self._closed or self._output_bytes - since >= REDRAW_MIN_BYTES
+    def _repainted(self) -> bool:
+        rows = (self._size or (24, 80))[0]
+        return self._closed or len(self._rows_painted) >= max(2, rows // 2)
 
     def _toggle(self, gap: float) -> None:
         with self._write_lock:
