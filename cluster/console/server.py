@@ -45,10 +45,11 @@ REDRAW_GAP = 0.03  # Textual needs >= 20 ms between two sizes to see a change (N
 # A busy app may take both signals of the toggle as one and repaint nothing (the size it then
 # reads is the old one): if no screenful comes within REDRAW_CHECK, toggle again, slower.
 REDRAW_CHECK = 0.5
-# A repaint is a screenful: the app moves the cursor to most rows of the screen. Counting
-# bytes is not enough: a footer refresh during the app's start-up is hundreds of bytes too.
+# A repaint is a screenful: the app moves the cursor to every row of the screen. Counting
+# bytes is not enough: a footer refresh is hundreds of bytes too, and an app that is still
+# starting sends partial updates to many rows that a newly attached client cannot use.
 CURSOR_TO_ROW = re.compile(rb"\x1b\[(\d+);\d+H")
-REDRAW_TRIES = 3
+REDRAW_TRIES = 5
 MAX_CLIENTS = 32
 
 
@@ -273,7 +274,7 @@ class ConsoleServer:
 
     def _repainted(self) -> bool:
         rows = (self._size or (24, 80))[0]
-        return self._closed or len(self._rows_painted) >= max(2, rows // 2)
+        return self._closed or len(self._rows_painted) >= max(2, rows - 1)
 
     def _toggle(self, gap: float) -> None:
         with self._write_lock:
