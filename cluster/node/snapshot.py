@@ -17,7 +17,7 @@ from cluster.model import (
     ResourceStatus,
     Snapshot,
 )
-from shared_store import Store, StoreError
+from shared_store import Store
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,15 +37,13 @@ def _parse(store: Store, prefix: str, parser: Callable[[str, Any, int], T],
 
 def read_snapshot(store: Store, local: Mapping[str, LocalResource] | None = None,
                   problems: list[str] | None = None) -> Snapshot:
-    """A record that does not parse is left out and reported in ``problems``; a group whose
-    spec or status is unreadable is left out entirely, so nobody acts on half a picture."""
+    """A record that does not fit the model is left out and reported in ``problems``; a group
+    whose spec or status does not fit is left out entirely, so nobody acts on half a picture.
+    A record the store cannot read at all (torn JSON) raises StoreError: the tick is skipped."""
     found: list[str] = [] if problems is None else problems
-    try:
-        groups = _parse(store, "spec/groups", GroupSpec.from_record, found)
-        group_status = _parse(store, "status/groups", GroupStatus.from_record, found)
-        resources = _parse(store, "spec/resources", ResourceSpec.from_record, found)
-    except StoreError as exc:
-        raise exc
+    groups = _parse(store, "spec/groups", GroupSpec.from_record, found)
+    group_status = _parse(store, "status/groups", GroupStatus.from_record, found)
+    resources = _parse(store, "spec/resources", ResourceSpec.from_record, found)
     bad_groups = {p.split(":", 1)[0].rsplit("/", 1)[-1] for p in found
                   if p.startswith(("spec/groups/", "status/groups/"))}
     for name in bad_groups:
