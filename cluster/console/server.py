@@ -50,6 +50,7 @@ REDRAW_CHECK = 0.5
 # starting sends partial updates to many rows that a newly attached client cannot use.
 CURSOR_TO_ROW = re.compile(rb"\x1b\[(\d+);\d+H")
 REDRAW_TRIES = 5
+STARTUP_REPAINTS = (1.5, 3.0, 6.0)  # s after the app started: repaint for early clients
 MAX_CLIENTS = 32
 
 
@@ -77,6 +78,7 @@ class ConsoleServer:
         self._rows_painted: set[int] = set()  # rows the app wrote to since the last toggle
         self._filter = QueryFilter()
         self._closed = False
+        self._started = time.monotonic()
         family = socket.AF_INET6 if ":" in settings.address else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -264,13 +266,27 @@ class ConsoleServer:
                 self._toggle(gap)
                 with self._painted:
                     if self._painted.wait_for(self._repainted, REDRAW_CHECK):
-                        return
+                        break
                 gap *= 3
+            else:
+                logger.info("%s: the app repainted nothing after %d size toggles",
+                            self.resource, REDRAW_TRIES)
+            self._settle()
         except OSError as exc:  # the pty went away with the app
             logger.debug("%s: redraw stopped: %s", self.resource, exc)
-            return
-        logger.info("%s: the app repainted nothing after %d size toggles", self.resource,
-                    REDRAW_TRIES)
+
+    def _settle(self) -> None:
+        """A client that attached while the app was still starting may have seen a paint the
+        app later took back (a start-up resize, a late first frame): repaint again once the
+        app has had time to settle. Costs a few screenfuls, only in the app's first seconds."""
+        for age in STARTUP_REPAINTS:
+            wait = self._started + age - time.monotonic()
+            if wait <= 0:
+                continue
+            with self._painted:
+                if self._painted.wait_for(lambda: self._closed, wait):
+                    return
+            self._toggle(REDRAW_GAP)
 
     def _repainted(self) -> bool:
         rows = (self._size or (24, 80))[0]
