@@ -155,6 +155,9 @@ class Autosaver:
         if outcome.status is SaveStatus.SAVED:
             with self._condition:
                 self._debouncer.written(outcome.duration)
+        # Not busy before the report: the UI may handle it at once, and a write still marked
+        # busy would leave the status bar saying "saving" after the text is on disk.
+        self.busy = False
         self._report(outcome)
 
 
