@@ -37,7 +37,7 @@ from cluster.model import (
 from cluster.node.snapshot import read_snapshot
 from cluster.processes import kill_tree, wait_gone
 from cluster.resources import UnknownResourceType, get_type
-from shared_store import Store, StoreError
+from shared_store import Conflict, Store, StoreError
 
 BAD_INPUT = 2
 FAILED = 1
@@ -157,16 +157,19 @@ def build_group(store: Store, name: str, preferred_owners: Iterable[str] = (),
     return spec
 
 
-def create_group(store: Store, spec: GroupSpec) -> None:
-    from shared_store import Conflict
-
-    if store.get(f"spec/resources/{spec.name}") is not None:
-        raise _bad(f"{spec.name!r} is already a resource name; choose another group name")
+def _create(store: Store, kind: str, other: str, name: str, record: dict[str, Any]) -> None:
+    """Create-only put of a group or resource spec; names are unique across both kinds."""
+    if store.get(f"spec/{other}s/{name}") is not None:
+        raise _bad(f"{name!r} is already a {other} name; choose another {kind} name")
     try:
-        store.put(f"spec/groups/{spec.name}", spec.to_record(), expect_version=0)
+        store.put(f"spec/{kind}s/{name}", record, expect_version=0)
     except Conflict as exc:
-        raise _bad(f"group {spec.name!r} already exists; delete it first or choose another "
+        raise _bad(f"{kind} {name!r} already exists; delete it first or choose another "
                    "name") from exc
+
+
+def create_group(store: Store, spec: GroupSpec) -> None:
+    _create(store, "group", "resource", spec.name, spec.to_record())
     events.append(store, "group-created", f"group {spec.name} created", group=spec.name)
 
 
@@ -286,15 +289,7 @@ def build_resource(store: Store, name: str, group: str, rtype: str,
 
 
 def create_resource(store: Store, spec: ResourceSpec) -> None:
-    from shared_store import Conflict
-
-    if store.get(f"spec/groups/{spec.name}") is not None:
-        raise _bad(f"{spec.name!r} is already a group name; choose another resource name")
-    try:
-        store.put(f"spec/resources/{spec.name}", spec.to_record(), expect_version=0)
-    except Conflict as exc:
-        raise _bad(f"resource {spec.name!r} already exists; delete it first or choose "
-                   "another name") from exc
+    _create(store, "resource", "group", spec.name, spec.to_record())
     events.append(store, "resource-created", f"resource {spec.name} ({spec.type}) created "
                   f"in {spec.group}", resource=spec.name, group=spec.group)
 
