@@ -37,7 +37,7 @@ from cluster.model import (
 from cluster.node.snapshot import read_snapshot
 from cluster.processes import kill_tree, wait_gone
 from cluster.resources import UnknownResourceType, get_type
-from shared_store import Conflict, Store, StoreError
+from shared_store import Conflict, Store
 
 BAD_INPUT = 2
 FAILED = 1
@@ -519,5 +519,3 @@ def default_local_dir(store: Store, node: str) -> Path:
 
     return platformdirs.user_state_path("hacluster") / store.name / node
 
-
-__all__ = ["ApiError", "StoreError"]

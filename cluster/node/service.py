@@ -30,7 +30,6 @@ from cluster.discovery import NodeAnnouncer
 from cluster.model import (
     Failover,
     GroupState,
-    GroupStatus,
     LocalResource,
     ModelError,
     ResourceSpec,
@@ -104,7 +103,6 @@ class NodeService:
         # separate_monitor = true gets one of its own, named after it (MSCS).
         self.monitors: dict[str, MonitorClient] = {}
         self._hosted_by: dict[str, str] = {}  # resource -> monitor name
-        self.last_sentence = ""
         self.placeholders = {"data": str(store.data_dir), "local": str(self.local_dir),
                              "node": name}
 
@@ -334,8 +332,7 @@ class NodeService:
             else:
                 self._owned.pop(group, None)
         if decision.actions:
-            self.last_sentence = decision.sentence()
-            logger.info("%s", self.last_sentence)
+            logger.info("%s", decision.sentence())
         for action in decision.actions:
             try:
                 self._act(snap, action)
@@ -415,7 +412,7 @@ class NodeService:
     def _reset_resources(self, snap: Snapshot, group: str, owner_epoch: int) -> None:
         """A new owner starts each resource's restart count afresh (MSCS counts per node)."""
         for res in snap.group_resources(group):
-            self._write_resource(res.name, group, owner_epoch, state=ResourceState.OFFLINE.value,
+            self._write_resource(res, owner_epoch, state=ResourceState.OFFLINE.value,
                                  pid=None, failures=[], node=self.name)
 
     def _monitor_of(self, resource: str) -> MonitorClient | None:
@@ -523,32 +520,32 @@ class NodeService:
     def _record_resource_state(self, name: str, state: ResourceState, pid: int | None,
                                error: str | None, details: dict[str, Any]) -> None:
         record = self.store.get(f"spec/resources/{name}")
-        group = record.value.get("group") if record and isinstance(record.value, dict) else None
-        owner_epoch = self._owned.get(group) if group else None
-        if owner_epoch is None:
+        spec = None
+        if record is not None:
+            with contextlib.suppress(ModelError):
+                spec = ResourceSpec.from_record(name, record.value, record.version)
+        owner_epoch = self._owned.get(spec.group) if spec is not None else None
+        if spec is None or owner_epoch is None:
             logger.debug("%s is %s here (not owned by %s)", name, state.value, self.name)
             return  # fenced or stale: never write over the owner's records
         changes: dict[str, Any] = {"state": state.value, "pid": pid, "node": self.name,
                                    "details": details}
         if state == ResourceState.FAILED:
             changes["last_error"] = error
-            self._write_resource(name, group, owner_epoch, failed_at=self.clock(), **changes)
+            self._write_resource(spec, owner_epoch, failed_at=self.clock(), **changes)
             self._event("resource-failed", f"{name} failed on {self.name}: {error}",
-                        resource=name, group=group)
+                        resource=name, group=spec.group)
         else:
-            self._write_resource(name, group, owner_epoch, **changes)
+            self._write_resource(spec, owner_epoch, **changes)
             self._event("resource-state", f"{name} is {state.value} on {self.name}"
                         + (f" (pid {pid})" if pid and state == ResourceState.ONLINE else ""),
-                        resource=name, group=group)
+                        resource=name, group=spec.group)
 
-    def _write_resource(self, name: str, group: str, owner_epoch: int,
+    def _write_resource(self, spec: ResourceSpec, owner_epoch: int,
                         failed_at: float | None = None, **changes: Any) -> None:
-        record = self.store.get(f"spec/resources/{name}")
-        period = 900.0
-        if record is not None:
-            with contextlib.suppress(ModelError):
-                period = ResourceSpec.from_record(name, record.value).policy.restart_period
-        now = self.clock()
+        """Read-modify-write of the resource's status; failures older than its restart
+        period are dropped."""
+        group, period, now = spec.group, spec.policy.restart_period, self.clock()
 
         def update(current: Any) -> Any:
             value = dict(current) if isinstance(current, dict) else {}
@@ -560,7 +557,7 @@ class NodeService:
             value["updated_at"] = now
             return value
 
-        self.store.update(f"status/resources/{name}", update)
+        self.store.update(f"status/resources/{spec.name}", update)
 
     def _monitor_died(self, key: str, returncode: int | None) -> None:
         """MSCS: the service kills what a dead monitor hosted, marks it failed, starts anew."""
@@ -613,12 +610,3 @@ class NodeService:
             events.append(self.store, kind, message, node=self.name, **where)
         except StoreError as exc:
             logger.warning("could not append an event: %s", exc)
-
-
-def run_node(store: Store, name: str, local_dir: Path, address: str) -> int:
-    service = NodeService(store, name, local_dir, address)
-    service.install_signal_handlers()
-    return service.run()
-
-
-__all__ = ["NodeAlreadyRunning", "NodeService", "GroupStatus", "run_node"]

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from cluster.admin.app import AdminApp
+from cluster.admin.model import Item
+from cluster.admin.widgets import ClusterTree
 from shared_store import Store, init_store
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the dashboard's clock in these tests
@@ -117,3 +120,21 @@ def crafted_store(tmp_path: Path) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+# --- reading the dashboard, for the tests ---
+
+def tree_label(app: AdminApp, item: Item) -> str:
+    tree = app.query_one(ClusterTree)
+
+    def find(node: Any) -> Any:
+        if node.data == item:
+            return node
+        return next((f for c in node.children if (f := find(c)) is not None), None)
+
+    found = find(tree.root)
+    return "" if found is None else str(found.label)
+
+
+def notifications(app: AdminApp) -> list[str]:
+    return [n.message for n in app._notifications]

@@ -18,7 +18,7 @@ from cluster.admin.model import Item
 from cluster.admin.screens import TimelineScreen
 from cluster.admin.widgets import ClusterTree, EventLog, TimelineView
 from shared_store import Store
-from tests.admin.conftest import fixed_clock
+from tests.admin.conftest import fixed_clock, notifications, tree_label
 from tests.helpers.wait import wait_until_async
 
 SIZE = (140, 45)
@@ -34,21 +34,6 @@ def banner(app: AdminApp) -> str:
     widget = app.query_one("#banner", Static)
     return str(widget.render()) if widget.has_class("-shown") else ""
 
-
-def tree_label(app: AdminApp, item: Item) -> str:
-    tree = app.query_one(ClusterTree)
-
-    def find(node: Any) -> Any:
-        if node.data == item:
-            return node
-        return next((f for c in node.children if (f := find(c)) is not None), None)
-
-    found = find(tree.root)
-    return "" if found is None else str(found.label)
-
-
-def notifications(app: AdminApp) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 async def select(app: AdminApp, pilot: Any, item: Item) -> None:

@@ -21,6 +21,7 @@ from cluster.admin.model import Item
 from cluster.admin.screens import TimelineScreen
 from cluster.admin.widgets import ClusterTree, TimelineView
 from shared_store import open_store
+from tests.admin.conftest import notifications, tree_label
 from tests.helpers.procs import pid_alive
 from tests.helpers.wait import wait_until_async
 from tests.integration.harness import Cluster
@@ -65,21 +66,6 @@ def healthy(cluster: Cluster) -> dict[str, Any]:
             cluster.start_node(name)
     return cluster.wait_online("g")
 
-
-def tree_label(app: AdminApp, item: Item) -> str:
-    tree = app.query_one(ClusterTree)
-
-    def find(node: Any) -> Any:
-        if node.data == item:
-            return node
-        return next((f for c in node.children if (f := find(c)) is not None), None)
-
-    found = find(tree.root)
-    return "" if found is None else str(found.label)
-
-
-def notifications(app: AdminApp) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 @asynccontextmanager

@@ -82,7 +82,6 @@ class Cluster:
         self.lease_ttl = lease_ttl
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
-        self.all_pids: set[int] = set()
         self._store: Store | None = None
         hacluster(self.store, "init", "--name", "test", "--lease-ttl", str(lease_ttl))
         # A unique sleep duration makes this test's app recognisable among all processes.
@@ -103,7 +102,6 @@ class Cluster:
                  "--local-dir", str(local)],
                 stdout=log, stderr=log, start_new_session=True)
         self.nodes[name] = proc
-        self.all_pids.add(proc.pid)
         if wait:
             wait_until(lambda: self.node_state(name) == "up", timeout=20,
                        message=f"{name} to be up")
