@@ -5,10 +5,13 @@ Key ``spec/groups/notepad`` is the file ``<store>/spec/groups/notepad.json`` hol
 
 Concurrency: reads take no lock, because every write is temp file + fsync + rename + directory
 fsync (``fsio``), so a reader sees a whole old or a whole new file. Writers serialise their
-read-check-write on an ``flock`` of a lock file under ``<store>/.locks/``, one per top-level
-directory (``spec``, ``status``, ``events`` ...), so that node leases in ``status`` never wait
-for a slow ``spec`` write; see docs/performance.md, shared store for the measurement. flock works
-across processes, and on Linux NFS it is mapped onto POSIX locks, which work across hosts.
+read-check-write on an ``flock`` of a lock file under ``<store>/.locks/``, one per key (and
+one for the event log). Per key, because a writer that is frozen while it holds a lock (a
+SIGSTOPped node renewing its own lease) must block only writers of that key, never the other
+nodes' renewals; a lock per top-level directory (measured in docs/performance.md, shared store)
+froze the whole cluster that way. A lock not had within LOCK_TIMEOUT raises StoreUnavailable
+instead of blocking forever. flock works across processes, and on Linux NFS it is mapped onto
+POSIX locks, which work across hosts.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,10 @@ FORMAT = 1
 CLUSTER_FILE = "cluster.json"
 SECRET_FILE = "secret"
 LOCKS_DIR = ".locks"
+LOCK_TIMEOUT = 2.0  # s: longer than any healthy read-check-write, shorter than a lease
+# Top-level directories whose keys are long-lived and each locked alone (lock files are never
+# removed, so short-lived keys such as requests/ share their directory's lock).
+KEY_LOCKED = frozenset({"spec", "status"})
 SUBDIRS = ("spec", "status", "events", "checkpoints", "data")
 SEQ_DIGITS = 12
 #: How far append_event probes forward from its cached seq before rescanning the directory.
@@ -89,17 +97,31 @@ class _FileLock:
         self._pid = 0
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        with self._thread_lock:
+    def held(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        if not self._thread_lock.acquire(timeout=timeout):
+            raise StoreUnavailable(f"{self.path} stayed locked by another thread for "
+                                   f"{timeout:g} s; try again")
+        try:
             fd = self._open()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError as exc:
-                raise store_error(exc, self.path, "lock") from exc
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreUnavailable(
+                            f"{self.path} stayed locked for {timeout:g} s (its holder may be "
+                            "frozen or its host gone); try again") from None
+                    time.sleep(0.002)  # flock has no timed wait: poll, bounded by the deadline
+                except OSError as exc:
+                    raise store_error(exc, self.path, "lock") from exc
             try:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
 
     def _open(self) -> int:
         # After a fork the child shares the parent's open file description, and with it the
@@ -133,12 +155,12 @@ class DirectoryStore(Store):
         *,
         polling: bool = False,
         poll_interval: float = 0.1,
-        lock_scope: str = "top",
+        lock_scope: str = "key",
     ) -> None:
         """Open the store at ``root`` (use ``open_store``, which checks the URL first)."""
         super().__init__()
-        if lock_scope not in ("top", "store"):
-            raise StoreError(f"invalid lock_scope {lock_scope!r}: use 'top' or 'store'")
+        if lock_scope not in ("key", "top", "store"):
+            raise StoreError(f"invalid lock_scope {lock_scope!r}: use 'key', 'top' or 'store'")
         self.root = os.path.abspath(os.fspath(root))
         self.polling = polling
         self.poll_interval = poll_interval
@@ -169,7 +191,11 @@ class DirectoryStore(Store):
         return os.path.join(self.root, EVENTS, f"{seq:0{SEQ_DIGITS}d}.json")
 
     def _lock_for(self, key: str) -> _FileLock:
-        name = key.split("/", 1)[0] if self.lock_scope == "top" else "store"
+        top = key.split("/", 1)[0]
+        if self.lock_scope == "key" and top in KEY_LOCKED:
+            name = key.replace("/", "~")  # "~" never occurs in a key: names cannot collide
+        else:
+            name = top if self.lock_scope != "store" else "store"
         with self._locks_guard:
             lock = self._locks.get(name)
             if lock is None:

@@ -511,7 +511,7 @@ def test_store_wide_lock_scope_also_serialises(tmp_path: Path) -> None:
         s.append_event({"kind": "x"})
         assert Path(tmp_path, "s", ".locks", "store.lock").exists()
     with pytest.raises(StoreError, match="lock_scope"):
-        DirectoryStore(tmp_path / "s", lock_scope="key")
+        DirectoryStore(tmp_path / "s", lock_scope="row")
 
 
 def test_polling_sees_changes_in_big_directories(tmp_path: Path) -> None:
@@ -594,3 +594,38 @@ def test_watch_works_again_after_its_directory_was_recreated(store: DirectorySto
             while "spec/groups/y" not in seen and time.monotonic() < deadline:
                 seen.update(c.key for c in watch.wait(deadline - time.monotonic()))
     assert "spec/groups/y" in seen
+
+
+def test_a_frozen_lock_holder_blocks_only_its_own_key(tmp_path: Path) -> None:
+    """A node SIGSTOPped while it renews its lease holds that key's lock: the other nodes'
+    writes must go on, and a writer of the frozen key gets StoreUnavailable, not a hang."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from shared_store import StoreUnavailable, init_store
+
+    init_store(tmp_path / "s", name="t", settings={}).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import os, signal, sys\n"
+            "from shared_store import DirectoryStore\n"
+            "s = DirectoryStore(sys.argv[1])\n"
+            "with s._lock_for('status/nodes/node1').held():\n"
+            "    print('held', flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGSTOP)\n"), str(tmp_path / "s")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with DirectoryStore(tmp_path / "s") as store:
+            store.put("status/nodes/node2", {"holder": "node2"})  # another key: at once
+            store.append_event({"kind": "test", "message": "the log is not blocked"})
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="stayed locked"):
+                store.put("status/nodes/node1", {"holder": "someone"})
+            assert time.monotonic() - started < 10  # bounded, not a hang
+            assert store.get("status/nodes/node2").value == {"holder": "node2"}
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
